@@ -1,0 +1,66 @@
+/**
+ * Wire constants (fixed by docs/PROTOCOL.md; changing one breaks compatibility) and
+ * implementation limits (ours to tune; documented in the README).
+ * @module
+ */
+
+// --- Wire constants -------------------------------------------------------
+
+/** The Noise protocol name; exactly 32 bytes, so it is used as h without hashing (Noise §5.2). */
+export const PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256";
+/** The prologue both sides mix into the handshake: the 6 ASCII bytes `chat/1`. */
+export const PROLOGUE: Uint8Array = new TextEncoder().encode("chat/1");
+/** Size of an X25519 public key, secret key and shared secret (Noise DHLEN). */
+export const KEY_BYTES = 32;
+/** Size of the ChaCha20-Poly1305 authentication tag. */
+export const TAG_BYTES = 16;
+/** Size of SHA-256 output (Noise HASHLEN). */
+export const HASH_BYTES = 32;
+/** Every frame starts with a 2-byte big-endian length. */
+export const FRAME_HEADER_BYTES = 2;
+/** The largest frame body; a length of 0 is a protocol error. */
+export const MAX_FRAME_BYTES = 65535;
+/** The largest plaintext one transport message can carry. */
+export const MAX_PLAINTEXT_BYTES = MAX_FRAME_BYTES - TAG_BYTES;
+/** Noise §5.1: nonce 2^64-1 is reserved (Rekey uses it); a CipherState stops before it. */
+export const MAX_NONCE = 0xffff_ffff_ffff_ffffn;
+/** Each direction rekeys (Noise §11.3 Rekey()) after carrying this many transport messages. */
+export const REKEY_INTERVAL = 65536;
+
+/** Human-readable part of the bech32 public key text: `chat1` + 58 characters. */
+export const PUBLIC_KEY_HRP = "chat";
+/** Human-readable part of the bech32 secret key text (written uppercase, as age does). */
+export const SECRET_KEY_HRP = "chat-secret-key-";
+
+// --- Defaults and limits ------------------------------------------------------
+
+/** Default control (handshake) port. */
+export const DEFAULT_PORT = 7447;
+/** Names (display names and allowlist labels): 1 to 32 of these characters. */
+export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,32}$/;
+/** Handshake deadline, from TCP accept to a verified m3. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Join deadline, from sending the port message to a decrypted join. */
+export const JOIN_TIMEOUT_MS = 10_000;
+/** The server closes the control connection this long after the join at most. */
+export const CONTROL_CLOSE_MS = 1_000;
+
+// --- Exit codes (documented in the README; scripts rely on them) --------------
+
+/** Process exit codes. */
+export const Exit = {
+  /** Success, including a chat that ended normally. */
+  OK: 0,
+  /** A general error: bad input, a file problem. */
+  ERROR: 1,
+  /** The command line was wrong. */
+  USAGE: 2,
+  /** The server's allowlist refused our key. */
+  NOT_ALLOWED: 3,
+  /** The server's key differs from the pinned one (possible impersonation). */
+  SERVER_KEY_CHANGED: 4,
+  /** The server could not be reached, or the connection failed or was lost. */
+  CONNECTION: 5,
+  /** The server removed us during the chat (revoked, replaced, closing with an error). */
+  REMOVED: 6,
+} as const;
