@@ -1,0 +1,185 @@
+/**
+ * A channel: typed JSON messages, each sealed as one Noise transport message in one frame.
+ *
+ * The channel owns ordering: a message's nonce is taken when `send` is called, and frames are
+ * written in that same order, so concurrent senders can never put frames on the wire out of
+ * nonce order. It knows nothing of chat semantics; callers ignore types they do not know.
+ * @module
+ */
+import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
+import { DecryptError } from "./crypto.ts";
+import { ProtocolError, withDeadline } from "./errors.ts";
+import { type ByteReader, type ByteWriter, encodeFrame, FrameReader, writeAll } from "./frame.ts";
+
+/** A transport message: a JSON object with a string `type`. */
+export type Message = { type: string; [field: string]: unknown };
+
+/** One direction of a Noise transport (a CipherState after Split()). */
+export interface MessageCipher {
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+}
+
+/** A connection a channel can run over (a `Deno.Conn` is one). */
+export interface Connection extends ByteReader, ByteWriter {
+  close(): void;
+}
+
+const NO_AD = new Uint8Array(0);
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Returns the UTF-8 JSON plaintext of `message`; throws RangeError if it cannot fit one frame. */
+export function encodeMessage(message: Message): Uint8Array {
+  const plaintext = utf8.encode(JSON.stringify(message));
+  if (plaintext.length > MAX_PLAINTEXT_BYTES) {
+    throw new RangeError(
+      `message of ${plaintext.length} bytes exceeds the ${MAX_PLAINTEXT_BYTES}-byte limit`,
+    );
+  }
+  return plaintext;
+}
+
+/** Parses a decrypted plaintext; throws ProtocolError unless it is a JSON object with a string type. */
+export function decodeMessage(plaintext: Uint8Array): Message {
+  let value: unknown;
+  try {
+    value = JSON.parse(strictUtf8.decode(plaintext));
+  } catch {
+    throw new ProtocolError("message is not UTF-8 JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("message is not a JSON object");
+  }
+  if (typeof (value as { type?: unknown }).type !== "string") {
+    throw new ProtocolError('message has no string "type"');
+  }
+  return value as Message;
+}
+
+/** Options for a Channel. */
+export interface ChannelOptions {
+  /** A FrameReader already reading `connection` (it may hold buffered bytes). */
+  reader?: FrameReader;
+  /**
+   * The most bytes that may wait to be written; a send beyond it closes the channel and throws.
+   * A peer that stops reading must not make our memory grow.
+   */
+  maxQueuedBytes?: number;
+}
+
+/** Typed, encrypted messages over one connection. */
+export class Channel {
+  readonly connection: Connection;
+  readonly #sender: MessageCipher;
+  readonly #receiver: MessageCipher;
+  readonly #reader: FrameReader;
+  readonly #maxQueuedBytes: number;
+  #writing: Promise<void> = Promise.resolve();
+  #queuedBytes = 0;
+  #closed = false;
+
+  constructor(
+    connection: Connection,
+    sender: MessageCipher,
+    receiver: MessageCipher,
+    options: ChannelOptions = {},
+  ) {
+    this.connection = connection;
+    this.#sender = sender;
+    this.#receiver = receiver;
+    this.#reader = options.reader ?? new FrameReader(connection);
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
+  }
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes handed to send() and not yet written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Seals `message` and writes it as one frame. The nonce is taken now, so call order is wire
+   * order. Throws RangeError for a message too large for one frame (nothing is sent then).
+   */
+  send(message: Message): Promise<void> {
+    return this.sendPlaintext(encodeMessage(message));
+  }
+
+  /** Seals an already encoded message (see encodeMessage) and writes it as one frame. */
+  sendPlaintext(plaintext: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new ProtocolError("channel is closed"));
+    const frame = encodeFrame(this.#sender.encryptWithAd(NO_AD, plaintext));
+    if (this.#queuedBytes + frame.length > this.#maxQueuedBytes) {
+      this.close();
+      return Promise.reject(
+        new ProtocolError(`peer is not reading: over ${this.#maxQueuedBytes} bytes queued`),
+      );
+    }
+    this.#queuedBytes += frame.length;
+    const written = this.#writing.then(async () => {
+      try {
+        await writeAll(this.connection, frame);
+      } finally {
+        this.#queuedBytes -= frame.length;
+      }
+    });
+    // A failed write fails that send; later sends fail on their own (the socket is gone).
+    this.#writing = written.catch(() => {});
+    return written;
+  }
+
+  /**
+   * The next message, or null when the peer closed cleanly. Waits at most `timeoutMs`, then
+   * closes the channel and throws TimeoutError. Throws ProtocolError on a bad frame, a frame that
+   * fails to decrypt (the receive nonce does not advance) or a malformed message.
+   */
+  receive(timeoutMs = Infinity): Promise<Message | null> {
+    return withDeadline(
+      this.#receive(),
+      timeoutMs,
+      "timed out waiting for a message",
+      () => this.close(),
+    );
+  }
+
+  async #receive(): Promise<Message | null> {
+    let frame: Uint8Array | null;
+    try {
+      frame = await this.#reader.readFrame();
+    } catch (error) {
+      if (error instanceof ProtocolError) throw error;
+      if (this.#closed) return null; // we closed it ourselves while a read was pending
+      throw new ProtocolError(`connection failed: ${(error as Error).message}`, { cause: error });
+    }
+    if (frame === null) return null;
+    let plaintext: Uint8Array;
+    try {
+      plaintext = this.#receiver.decryptWithAd(NO_AD, frame);
+    } catch (error) {
+      if (error instanceof DecryptError) throw new ProtocolError(error.message);
+      throw error;
+    }
+    return decodeMessage(plaintext);
+  }
+
+  /** Waits until every queued frame is written (or failed). */
+  flush(): Promise<void> {
+    return this.#writing;
+  }
+
+  /** Closes the connection; idempotent. Pending receives end with null. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.connection.close();
+    } catch {
+      // already closed by the peer or the runtime
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Length-prefixed frames: a 2-byte big-endian length N (1..65535), then N bytes.
+ *
+ * This is the only place frames are cut. The reader keeps one fixed buffer (bounded memory
+ * whatever the peer sends) and reads as much as the socket offers, so a burst of small frames
+ * costs one read, not two per frame.
+ * @module
+ */
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from "./constants.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** Something frames can be read from (a `Deno.Conn` is one). */
+export interface ByteReader {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** Something frames can be written to (a `Deno.Conn` is one). */
+export interface ByteWriter {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/** A violation of the framing rules: the connection cannot be trusted any further. */
+export class FrameError extends ProtocolError {
+  constructor(message: string) {
+    super(message);
+    this.name = "FrameError";
+  }
+}
+
+/**
+ * Returns the frame for `body`: its 2-byte big-endian length, then the body.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "./frame.ts";
+ * const frame = encodeFrame(new Uint8Array([7, 8, 9]));
+ * if (frame.join(",") !== "0,3,7,8,9") throw new Error("unexpected frame");
+ * ```
+ */
+export function encodeFrame(body: Uint8Array): Uint8Array {
+  checkFrameLength(body.length);
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + body.length);
+  frame[0] = body.length >>> 8;
+  frame[1] = body.length & 0xff;
+  frame.set(body, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** Throws FrameError unless `length` is a valid frame body length (1..65535). */
+export function checkFrameLength(length: number): void {
+  if (length === 0) throw new FrameError("zero-length frame");
+  if (length > MAX_FRAME_BYTES) {
+    throw new FrameError(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`);
+  }
+}
+
+/** Writes every byte of `bytes`, looping over short writes. */
+export async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    offset += await writer.write(bytes.subarray(offset));
+  }
+}
+
+/** Reads frames from a byte stream with one fixed buffer of 2 x (header + max frame). */
+export class FrameReader {
+  readonly #source: ByteReader;
+  readonly #maxFrameBytes: number;
+  readonly #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+
+  /** `maxFrameBytes` may lower the limit (never raise it above 65535). */
+  constructor(source: ByteReader, maxFrameBytes = MAX_FRAME_BYTES) {
+    if (maxFrameBytes < 1 || maxFrameBytes > MAX_FRAME_BYTES) {
+      throw new RangeError(`maxFrameBytes must be 1..${MAX_FRAME_BYTES}, got ${maxFrameBytes}`);
+    }
+    this.#source = source;
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#buffer = new Uint8Array(2 * (FRAME_HEADER_BYTES + MAX_FRAME_BYTES));
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * The next frame's body, or null when the peer closed cleanly between frames.
+   * The returned view is valid until the next call (it points into the reader's buffer).
+   * Throws FrameError on a zero length, a length over the limit, or a close mid-frame.
+   */
+  async readFrame(): Promise<Uint8Array | null> {
+    if (!await this.#fill(FRAME_HEADER_BYTES)) {
+      if (this.buffered === 0) return null;
+      throw new FrameError("connection closed in the middle of a frame header");
+    }
+    const length = (this.#buffer[this.#start] << 8) | this.#buffer[this.#start + 1];
+    checkFrameLength(length);
+    if (length > this.#maxFrameBytes) {
+      throw new FrameError(
+        `frame of ${length} bytes exceeds the ${this.#maxFrameBytes}-byte limit`,
+      );
+    }
+    if (!await this.#fill(FRAME_HEADER_BYTES + length)) {
+      throw new FrameError(
+        `connection closed in the middle of a frame (${
+          this.buffered - FRAME_HEADER_BYTES
+        } of ${length} bytes)`,
+      );
+    }
+    const bodyStart = this.#start + FRAME_HEADER_BYTES;
+    this.#start = bodyStart + length;
+    return this.#buffer.subarray(bodyStart, this.#start);
+  }
+
+  /** Ensures `count` bytes are buffered; false if the source ended first. */
+  async #fill(count: number): Promise<boolean> {
+    if (this.buffered >= count) return true;
+    if (this.#start > 0 && this.#buffer.length - this.#start < count) {
+      // Move the partial frame to the front; the buffer holds at least two whole frames.
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.buffered < count) {
+      const n = await this.#source.read(this.#buffer.subarray(this.#end));
+      if (n === null) return false;
+      this.#end += n;
+    }
+    return true;
+  }
+}
