@@ -1,0 +1,166 @@
+/**
+ * The only module that writes to the terminal. Data goes to stdout; everything else goes to
+ * stderr as `chat: …` lines, errors as `chat: error: …` followed by `chat: hint: …` lines that
+ * say what to do (the style of age's `tui.go`). Also turns any thrown error into an exit code.
+ * @module
+ */
+import { Exit } from "../constants.ts";
+import type { LineError } from "../keys.ts";
+import { KeystoreError } from "../keystore.ts";
+
+const PROGRAM = "chat";
+const encoder = new TextEncoder();
+
+/**
+ * An expected failure of a command: printed as `chat: error: <message>` plus hints, never with
+ * a stack trace, and the process exits with `exitCode` (default `Exit.ERROR`).
+ */
+export class UserError extends Error {
+  /** What to do about it, one line each. */
+  readonly hints: string[];
+  /** The process exit code. */
+  readonly exitCode: number;
+  /** Bad lines of an input, each printed with its line number. */
+  readonly problems: LineError[];
+  /** The file or input `problems` refer to ("stdin", a path). */
+  readonly source?: string;
+
+  /** Creates the error; every option is optional. */
+  constructor(
+    message: string,
+    options: {
+      hints?: string[];
+      exitCode?: number;
+      problems?: LineError[];
+      source?: string;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.hints = options.hints ?? [];
+    this.exitCode = options.exitCode ?? Exit.ERROR;
+    this.problems = options.problems ?? [];
+    this.source = options.source;
+  }
+}
+
+function write(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let written = 0; written < bytes.length;) {
+      written += stream.writeSync(bytes.subarray(written));
+    }
+  } catch (error) {
+    // `chat pubkey | head -c 0`: the reader left; nothing useful to say.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+}
+
+/** Writes one line of data (a key, a table row) to stdout. */
+export function printData(line: string): void {
+  write(Deno.stdout, line + "\n");
+}
+
+/** Writes raw text to stdout (help, version): exactly what commander produced. */
+export function writeStdout(text: string): void {
+  write(Deno.stdout, text);
+}
+
+/** Writes raw text to stderr (help shown after a usage error). */
+export function writeStderr(text: string): void {
+  write(Deno.stderr, text);
+}
+
+/** Writes `chat: <message>` to stderr: what the command did, for the person at the terminal. */
+export function printInfo(message: string): void {
+  write(Deno.stderr, `${PROGRAM}: ${message}\n`);
+}
+
+/** Writes `chat: warning: <message>` to stderr. */
+export function printWarning(message: string): void {
+  write(Deno.stderr, `${PROGRAM}: warning: ${message}\n`);
+}
+
+/** Writes `chat: hint: <hint>` lines to stderr. */
+export function printHints(hints: string[]): void {
+  for (const hint of hints) write(Deno.stderr, `${PROGRAM}: hint: ${hint}\n`);
+}
+
+/**
+ * Writes `chat: error: <message>`, then one error line per bad input line
+ * (`chat: error: <source>:<line>: <reason>`), then the hints.
+ */
+export function printError(
+  message: string,
+  hints: string[] = [],
+  problems: LineError[] = [],
+  source?: string,
+): void {
+  write(Deno.stderr, `${PROGRAM}: error: ${oneLine(message)}\n`);
+  for (const problem of problems) {
+    const where = source ? `${source}:${problem.line}` : `line ${problem.line}`;
+    write(Deno.stderr, `${PROGRAM}: error: ${where}: ${oneLine(problem.message)}\n`);
+  }
+  printHints(hints);
+}
+
+/** Never let a message break the line structure of stderr. */
+function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, "\\n");
+}
+
+/** Hints the command line adds to a keystore failure, by code. */
+function keystoreHints(error: KeystoreError): string[] {
+  const elsewhere = "or use another keys folder: --keys DIR or CHAT_KEYS=DIR";
+  switch (error.code) {
+    case "NO_FOLDER":
+      return ["create it and your identity with: chat keygen", elsewhere];
+    case "NO_IDENTITY":
+      return ["create one with: chat keygen", elsewhere];
+    case "NOT_A_FOLDER":
+      return ["give a folder with --keys DIR or CHAT_KEYS=DIR"];
+    case "NOT_FOUND":
+      return ["list the allowlist with: chat allowed"];
+    case "CONFLICT":
+      return ["choose another label with --name LABEL, or free it first with: chat revoke LABEL"];
+    default:
+      return [];
+  }
+}
+
+/**
+ * Prints any error the way the command line shows it and returns the exit code: `UserError` and
+ * `KeystoreError` with their hints, anything else as an unexpected error (a bug) with a hint to
+ * report it; the stack trace only with `CHAT_DEBUG=1`.
+ */
+export function reportError(error: unknown): number {
+  if (error instanceof UserError) {
+    printError(error.message, error.hints, error.problems, error.source);
+    return error.exitCode;
+  }
+  if (error instanceof KeystoreError) {
+    printError(
+      error.message,
+      [...error.hints, ...keystoreHints(error)],
+      error.problems,
+      error.source,
+    );
+    return Exit.ERROR;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  printError(`unexpected error: ${message}`, [
+    "this is a bug: please report it with the command you ran" +
+    (debugging() ? "" : " (CHAT_DEBUG=1 shows the stack trace)"),
+  ]);
+  if (debugging() && error instanceof Error && error.stack) write(Deno.stderr, error.stack + "\n");
+  return Exit.ERROR;
+}
+
+function debugging(): boolean {
+  try {
+    return Deno.env.get("CHAT_DEBUG") === "1";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,590 @@
+/**
+ * The keys folder: the identity (secret key file, mode 0600, and its public key), the allowlist
+ * and the pinned server keys. Every write goes to a temporary file that is renamed over the old
+ * one, and every read-modify-write holds an exclusive lock on `.lock`, so a crash or twenty
+ * concurrent runs never lose or half-write a line. Never prints; throws `KeystoreError`.
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import { type KeyPair, primitives } from "./crypto.ts";
+import {
+  type AllowEntry,
+  encodePublicKey,
+  fingerprint,
+  formatAllowLine,
+  formatIdentity,
+  formatKnownServerLine,
+  type KnownServer,
+  type LineError,
+  normalizeAddress,
+  parseAllowlist,
+  type ParsedFile,
+  parseIdentity,
+  parseKnownServers,
+  parsePublicKey,
+  sameKey,
+  splitLines,
+} from "./keys.ts";
+
+/** File names inside the keys folder. */
+export const KEY_FILES = {
+  /** The secret key (mode 0600). */
+  identity: "identity",
+  /** The public key, one `chat1…` line. */
+  publicKey: "identity.pub",
+  /** The allowlist, `KEY [LABEL]` lines. */
+  allowed: "allowed",
+  /** Pinned server keys, `host:port KEY` lines. */
+  knownServers: "known_servers",
+  /** Empty file locked (flock) around every read-modify-write. */
+  lock: ".lock",
+} as const;
+
+/** Mode of the keys folder when we create it. */
+export const FOLDER_MODE = 0o700;
+/** Mode of the secret key file. */
+export const SECRET_FILE_MODE = 0o600;
+/** Mode of new public files (public key, allowlist, known servers). */
+export const PUBLIC_FILE_MODE = 0o644;
+
+/** What went wrong, for callers that branch (the CLI adds hints per code). */
+export type KeystoreErrorCode =
+  | "NO_FOLDER" // the keys folder does not exist
+  | "NOT_A_FOLDER" // the keys path is a file
+  | "NO_IDENTITY" // no secret key file
+  | "IDENTITY_EXISTS" // keygen without force
+  | "INSECURE_MODE" // secret key file accessible by group or others
+  | "BAD_IDENTITY" // the secret key file or the public key file is wrong
+  | "BAD_FILE" // a line-based file has bad lines; nothing was changed
+  | "CONFLICT" // the requested change conflicts with the file (label taken)
+  | "NOT_FOUND" // revoke: no such key or label
+  | "IO"; // the operating system refused (permission, full disk…)
+
+/** A keystore failure: a message that names the file, hints that say what to do, bad lines. */
+export class KeystoreError extends Error {
+  /** What went wrong. */
+  readonly code: KeystoreErrorCode;
+  /** What to do about it, one sentence each. */
+  readonly hints: string[];
+  /** Bad lines, with `source` the file (or input) they belong to. */
+  readonly problems: LineError[];
+  /** The file or input `problems` refer to. */
+  readonly source?: string;
+
+  /** Creates an error; `options.cause` keeps the operating system's error. */
+  constructor(
+    code: KeystoreErrorCode,
+    message: string,
+    options: { hints?: string[]; problems?: LineError[]; source?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "KeystoreError";
+    this.code = code;
+    this.hints = options.hints ?? [];
+    this.problems = options.problems ?? [];
+    this.source = options.source;
+  }
+}
+
+/** A request to allow one key; `line` is where it came from (stdin), for error messages. */
+export interface AllowRequest {
+  /** The 32-byte public key. */
+  key: Uint8Array;
+  /** Optional label (already validated). */
+  label?: string;
+  /** 1-based line number in the input it came from. */
+  line?: number;
+}
+
+/** What `allow` did with one request. */
+export interface AllowOutcome {
+  /** The request. */
+  request: AllowRequest;
+  /** True if a line was added; false if the key was already allowed. */
+  added: boolean;
+  /** The entry the key already had (when `added` is false). */
+  existing?: AllowEntry;
+}
+
+/** The identity created by `createIdentity`. */
+export interface CreatedIdentity {
+  /** The new key pair. */
+  pair: KeyPair;
+  /** Whether the keys folder had to be created. */
+  createdFolder: boolean;
+  /** Whether an old identity was replaced (`force`). */
+  replaced: boolean;
+}
+
+/** The keys folder of one user: identity, allowlist and known servers. */
+export class Keystore {
+  /** The folder, as given. */
+  readonly dir: string;
+  /** Full paths of the files in the folder. */
+  readonly paths: { readonly [name in keyof typeof KEY_FILES]: string };
+
+  /** A keystore for `dir`; nothing is read until a method is called. */
+  constructor(dir: string) {
+    this.dir = dir;
+    this.paths = {
+      identity: join(dir, KEY_FILES.identity),
+      publicKey: join(dir, KEY_FILES.publicKey),
+      allowed: join(dir, KEY_FILES.allowed),
+      knownServers: join(dir, KEY_FILES.knownServers),
+      lock: join(dir, KEY_FILES.lock),
+    };
+  }
+
+  // --- Folder and lock ---------------------------------------------------------
+
+  /** Throws `NO_FOLDER`, `NOT_A_FOLDER` or `IO` unless the keys folder exists. */
+  async checkFolder(): Promise<void> {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(this.dir);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new KeystoreError("NO_FOLDER", `the keys folder ${this.dir} does not exist`, {
+          cause: error,
+        });
+      }
+      if (error instanceof Deno.errors.NotADirectory) throw this.notAFolder(error);
+      throw fsError(error, "open the keys folder", this.dir);
+    }
+    if (!info.isDirectory) throw this.notAFolder();
+  }
+
+  /** The error for a keys path that is not a folder. */
+  private notAFolder(cause?: unknown): KeystoreError {
+    return new KeystoreError("NOT_A_FOLDER", `the keys folder ${this.dir} is not a folder`, {
+      cause,
+    });
+  }
+
+  /** Creates the keys folder with mode 0700 unless it exists; returns whether it created it. */
+  async ensureFolder(): Promise<boolean> {
+    try {
+      await this.checkFolder();
+      return false;
+    } catch (error) {
+      if (!(error instanceof KeystoreError) || error.code !== "NO_FOLDER") throw error;
+    }
+    try {
+      await Deno.mkdir(this.dir, { recursive: true, mode: FOLDER_MODE });
+      await Deno.chmod(this.dir, FOLDER_MODE); // the umask may have taken bits away; keep 0700
+    } catch (error) {
+      throw fsError(error, "create the keys folder", this.dir);
+    }
+    return true;
+  }
+
+  /**
+   * Runs `fn` holding an exclusive lock (flock) on the folder's `.lock` file. The kernel drops
+   * the lock if the process dies, so a crash never leaves the folder locked.
+   */
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    await this.checkFolder();
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.paths.lock, { create: true, write: true, mode: 0o600 });
+    } catch (error) {
+      throw fsError(error, "open the lock file", this.paths.lock);
+    }
+    try {
+      await file.lock(true);
+      return await fn();
+    } finally {
+      file.close(); // closing releases the lock
+    }
+  }
+
+  // --- Identity ------------------------------------------------------------------
+
+  /** Whether the secret key file exists (whatever its content). */
+  async hasIdentity(): Promise<boolean> {
+    return (await statOrUndefined(this.paths.identity, "check")) !== undefined;
+  }
+
+  /**
+   * Loads the identity. Refuses a secret key file that group or others can access (hint:
+   * `chmod 600 <path>`), and checks that `identity.pub`, if present, holds the matching key.
+   */
+  async loadIdentity(): Promise<KeyPair> {
+    await this.checkFolder();
+    const path = this.paths.identity;
+    const info = await statOrUndefined(path, "read");
+    if (!info) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
+    if (!info.isFile) throw new KeystoreError("BAD_IDENTITY", `${path} is not a file`);
+    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+      throw new KeystoreError(
+        "INSECURE_MODE",
+        `the secret key file ${path} is accessible by group or others ` +
+          `(mode ${formatMode(info.mode)}); it must be 0600`,
+        { hints: [`make it private with: chmod 600 ${path}`] },
+      );
+    }
+    let pair: KeyPair;
+    try {
+      pair = parseIdentity(await readText(path));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new KeystoreError(
+        "BAD_IDENTITY",
+        `${path} is not a chat secret key file: ${error.message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    await this.checkPublicFile(pair.publicKey);
+    return pair;
+  }
+
+  /** Throws `BAD_IDENTITY` unless identity.pub is missing or holds `publicKey`. */
+  private async checkPublicFile(publicKey: Uint8Array): Promise<void> {
+    const path = this.paths.publicKey;
+    let text: string;
+    try {
+      text = await readText(path);
+    } catch (error) {
+      if (error instanceof KeystoreError && error.cause instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    const line = splitLines(text).map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+    let stored: Uint8Array | undefined;
+    try {
+      stored = line === undefined ? undefined : parsePublicKey(line);
+    } catch {
+      stored = undefined;
+    }
+    if (stored && sameKey(stored, publicKey)) return;
+    throw new KeystoreError(
+      "BAD_IDENTITY",
+      stored
+        ? `${path} holds ${fingerprint(stored)}, but ${this.paths.identity} is the secret key ` +
+          `of ${fingerprint(publicKey)}`
+        : `${path} does not hold a public key`,
+      {
+        hints: [
+          `the secret key decides: its public key is ${encodePublicKey(publicKey)}`,
+          `remove ${path} (it is derived from the secret key) or restore the matching pair`,
+        ],
+      },
+    );
+  }
+
+  /**
+   * Creates a new identity: the secret key file (0600) and `identity.pub`, both written
+   * atomically, under the lock. Creates the folder (0700) if needed. Throws `IDENTITY_EXISTS`
+   * unless `force`.
+   */
+  async createIdentity(options: { force?: boolean } = {}): Promise<CreatedIdentity> {
+    const createdFolder = await this.ensureFolder();
+    return await this.withLock(async () => {
+      const replaced = await this.hasIdentity();
+      if (replaced && !options.force) {
+        throw new KeystoreError("IDENTITY_EXISTS", `${this.paths.identity} already exists`);
+      }
+      const pair = primitives.generateKeyPair();
+      // A crash between the two writes must not leave a public key file that lies about the
+      // new secret key: drop the old one first (a missing identity.pub is fine).
+      if (replaced) await removeIfPresent(this.paths.publicKey);
+      await writeFileAtomic(this.paths.identity, formatIdentity(pair), SECRET_FILE_MODE);
+      await writeFileAtomic(
+        this.paths.publicKey,
+        encodePublicKey(pair.publicKey) + "\n",
+        PUBLIC_FILE_MODE,
+      );
+      return { pair, createdFolder, replaced };
+    });
+  }
+
+  // --- Allowlist -----------------------------------------------------------------
+
+  /** Reads the allowlist; a missing file is an empty list (the folder must exist). */
+  async readAllowlist(): Promise<ParsedFile<AllowEntry>> {
+    await this.checkFolder();
+    return parseAllowlist(await readTextOrEmpty(this.paths.allowed));
+  }
+
+  /**
+   * Adds keys to the allowlist under the lock. A key already there is left alone (`added:
+   * false`). Nothing is written if the file has bad lines (`BAD_FILE`) or a label is taken by
+   * another key (`CONFLICT`, with every conflicting request in `problems`; `options.source`
+   * names the input the request line numbers refer to, such as "stdin").
+   */
+  async allow(
+    requests: AllowRequest[],
+    options: { source?: string } = {},
+  ): Promise<AllowOutcome[]> {
+    return await this.withLock(async () => {
+      const path = this.paths.allowed;
+      const { text, mode } = await readForUpdate(path);
+      const list = parseAllowlist(text);
+      this.refuseBadLines(path, list.errors);
+
+      const outcomes: AllowOutcome[] = [];
+      const problems: LineError[] = [];
+      const added: AllowEntry[] = [];
+      for (const request of requests) {
+        const known = [...list.entries, ...added];
+        const existing = known.find((entry) => sameKey(entry.key, request.key));
+        if (existing) {
+          outcomes.push({ request, added: false, existing });
+          continue;
+        }
+        const taken = request.label !== undefined &&
+          known.find((entry) => entry.label === request.label);
+        if (taken) {
+          problems.push({
+            line: request.line ?? 0,
+            message: `the label "${request.label}" is already used by ${fingerprint(taken.key)}` +
+              (list.entries.includes(taken) ? ` (line ${taken.line} of ${path})` : ""),
+          });
+          continue;
+        }
+        added.push({ key: request.key, label: request.label, line: 0 });
+        outcomes.push({ request, added: true });
+      }
+      if (problems.length > 0) {
+        throw new KeystoreError(
+          "CONFLICT",
+          problems.length === 1 && requests.length === 1
+            ? problems[0].message
+            : `${problems.length} of the keys conflict with ${path}; nothing was added`,
+          { problems: requests.length === 1 ? [] : problems, source: options.source },
+        );
+      }
+      if (added.length > 0) {
+        const lines = [
+          ...list.lines,
+          ...added.map((entry) => formatAllowLine(entry.key, entry.label)),
+        ];
+        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
+      }
+      return outcomes;
+    });
+  }
+
+  /**
+   * Removes one key from the allowlist, found by key bytes or by label, under the lock. Throws
+   * `NOT_FOUND` if it is not there and `BAD_FILE` if the file has bad lines. Comments and other
+   * lines are kept as they were.
+   */
+  async revoke(target: Uint8Array | string): Promise<AllowEntry> {
+    return await this.withLock(async () => {
+      const path = this.paths.allowed;
+      const { text, mode } = await readForUpdate(path);
+      const list = parseAllowlist(text);
+      this.refuseBadLines(path, list.errors);
+      const entry = list.entries.find((entry) =>
+        typeof target === "string" ? entry.label === target : sameKey(entry.key, target)
+      );
+      if (!entry) {
+        const what = typeof target === "string"
+          ? `no key is labelled "${target}"`
+          : `the key ${fingerprint(target)} is not allowed`;
+        throw new KeystoreError("NOT_FOUND", `${what} in ${path}`);
+      }
+      const lines = list.lines.filter((_, index) => index !== entry.line - 1);
+      await writeFileAtomic(
+        path,
+        lines.length === 0 ? "" : lines.join("\n") + "\n",
+        mode ?? PUBLIC_FILE_MODE,
+      );
+      return entry;
+    });
+  }
+
+  /** Throws `BAD_FILE`, with every bad line, if there are any: nothing may be dropped. */
+  private refuseBadLines(path: string, errors: LineError[]): void {
+    if (errors.length === 0) return;
+    throw new KeystoreError(
+      "BAD_FILE",
+      `${path} has ${errors.length} bad line${errors.length === 1 ? "" : "s"}; nothing was changed`,
+      {
+        problems: errors,
+        source: path,
+        hints: [`fix or remove ${errors.length === 1 ? "that line" : "those lines"} in ${path}`],
+      },
+    );
+  }
+
+  // --- Known servers -------------------------------------------------------------
+
+  /** Reads `known_servers`; a missing file is an empty list (the folder must exist). */
+  async readKnownServers(): Promise<ParsedFile<KnownServer>> {
+    await this.checkFolder();
+    return parseKnownServers(await readTextOrEmpty(this.paths.knownServers));
+  }
+
+  /**
+   * The pinned key of `address` (`host:port`), or `undefined` if none. Throws `BAD_FILE` if the
+   * file has bad lines: a damaged pin must not read as "never seen".
+   */
+  async lookupServer(address: string): Promise<Uint8Array | undefined> {
+    const normalized = normalizeAddress(address);
+    const servers = await this.readKnownServers();
+    this.refuseBadLines(this.paths.knownServers, servers.errors);
+    return servers.entries.find((entry) => entry.address === normalized)?.key;
+  }
+
+  /**
+   * Pins `key` for `address`, replacing an older pin for the same address, under the lock and
+   * atomically. Returns the key it replaced, if any. Deciding whether a changed key may replace
+   * the pin is the caller's job.
+   */
+  async pinServer(address: string, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const normalized = normalizeAddress(address);
+    return await this.withLock(async () => {
+      const path = this.paths.knownServers;
+      const { text, mode } = await readForUpdate(path);
+      const servers = parseKnownServers(text);
+      this.refuseBadLines(path, servers.errors);
+      const old = servers.entries.find((entry) => entry.address === normalized);
+      if (old && sameKey(old.key, key)) return old.key;
+      const line = formatKnownServerLine(normalized, key);
+      const lines = [...servers.lines];
+      if (old) lines[old.line - 1] = line;
+      else lines.push(line);
+      await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
+      return old?.key;
+    });
+  }
+}
+
+// --- Files ---------------------------------------------------------------------------
+
+/**
+ * Writes `data` to `path` atomically: a new temporary file in the same folder (created with
+ * `mode`, never wider), written and synced, then renamed over `path`. On any failure the temporary
+ * file is removed and `path` is unchanged; the error is a `KeystoreError` (`IO`) naming `path`.
+ *
+ * @example
+ * ```ts
+ * import { writeFileAtomic } from "./keystore.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/allowed`, "# empty\n", 0o644);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const folder = dirname(path);
+  const suffix = [...crypto.getRandomValues(new Uint8Array(6))]
+    .map((byte) => byte.toString(16).padStart(2, "0"))
+    .join("");
+  const temporary = join(folder, `.${basename(path)}.${suffix}.tmp`);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(temporary, { createNew: true, write: true, mode });
+    await Deno.chmod(temporary, mode); // the umask only removes bits; set the exact mode
+    for (let written = 0; written < bytes.length;) {
+      written += await file.write(bytes.subarray(written));
+    }
+    await file.sync();
+    file.close();
+    file = undefined;
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    file?.close();
+    await Deno.remove(temporary).catch(() => {});
+    const existed = await Deno.lstat(path).then(() => true, () => false);
+    throw fsError(error, "write", path, {
+      hint: existed ? `${path} is unchanged` : `${path} was not created`,
+    });
+  }
+  await syncFolder(folder);
+}
+
+/** Makes the rename durable; best effort (not every platform can open a folder). */
+async function syncFolder(folder: string): Promise<void> {
+  try {
+    const handle = await Deno.open(folder, { read: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+  } catch {
+    // the data itself was synced before the rename
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw fsError(error, "read", path);
+  }
+}
+
+async function readTextOrEmpty(path: string): Promise<string> {
+  try {
+    return await readText(path);
+  } catch (error) {
+    if (error instanceof KeystoreError && error.cause instanceof Deno.errors.NotFound) return "";
+    throw error;
+  }
+}
+
+/** The text and permission bits of a file about to be rewritten ("" and undefined if missing). */
+async function readForUpdate(path: string): Promise<{ text: string; mode?: number }> {
+  const info = await statOrUndefined(path, "read");
+  if (!info) return { text: "" };
+  return { text: await readText(path), mode: info.mode === null ? undefined : info.mode & 0o777 };
+}
+
+async function statOrUndefined(path: string, action: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw fsError(error, action, path);
+  }
+}
+
+async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw fsError(error, "remove", path);
+  }
+}
+
+function formatMode(mode: number): string {
+  return "0" + (mode & 0o777).toString(8).padStart(3, "0");
+}
+
+/** Turns an operating-system error into a `KeystoreError` that names the file and what to do. */
+function fsError(
+  error: unknown,
+  action: string,
+  path: string,
+  options: { hint?: string } = {},
+): unknown {
+  if (error instanceof KeystoreError || !(error instanceof Error)) return error;
+  const code = (error as Error & { code?: string }).code;
+  const make = (reason: string, hints: string[]) =>
+    new KeystoreError("IO", `cannot ${action} ${path}: ${reason}`, {
+      hints: options.hint ? [...hints, options.hint] : hints,
+      cause: error,
+    });
+  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
+    return make("permission denied", [`check the owner and mode of ${path} and of its folder`]);
+  }
+  if (code === "ENOSPC") return make("no space left on device", ["free some disk space"]);
+  if (code === "EDQUOT") return make("disk quota exceeded", ["free some disk space"]);
+  if (code === "EROFS") return make("read-only file system", ["use a writable keys folder"]);
+  if (error instanceof Deno.errors.NotFound) return make("no such file or folder", []);
+  if (error instanceof Deno.errors.NotADirectory) {
+    return make("a part of the path is not a folder", []);
+  }
+  if (error instanceof Deno.errors.IsADirectory) return make("it is a folder, not a file", []);
+  if (error instanceof Deno.errors.InvalidData) return make("it is not UTF-8 text", []);
+  return make(error.message, []);
+}

@@ -1,0 +1,49 @@
+/**
+ * Names: display names and allowlist labels. One rule everywhere (`NAME_PATTERN`), so a name that
+ * is accepted once can be written to a file, shown in a room and typed back on the command line.
+ * @module
+ */
+import { NAME_PATTERN } from "./constants.ts";
+
+/** The rule in words, for error messages. */
+export const NAME_RULE = "1 to 32 letters, digits, '-', '_' or '.'";
+
+/**
+ * Whether `name` is a valid name or label (see `NAME_PATTERN`).
+ *
+ * @example
+ * ```ts
+ * import { isValidName } from "./names.ts";
+ * isValidName("alice-laptop"); // true
+ * isValidName("alice laptop"); // false
+ * ```
+ */
+export function isValidName(name: string): boolean {
+  return typeof name === "string" && NAME_PATTERN.test(name);
+}
+
+/**
+ * Checks `name` and returns it, or throws a `SyntaxError` saying what is wrong with it.
+ * `what` names the thing in the message ("label", "name").
+ *
+ * @example
+ * ```ts
+ * import { validateName } from "./names.ts";
+ * validateName("alice", "label"); // "alice"
+ * // validateName("a\nb", "label") throws: Invalid label "a\nb": it contains a line break
+ * ```
+ */
+export function validateName(name: string, what = "name"): string {
+  if (isValidName(name)) return name;
+  const shown = JSON.stringify(name.length > 40 ? name.slice(0, 40) + "…" : name);
+  throw new SyntaxError(`Invalid ${what} ${shown}: ${nameProblem(name)}`);
+}
+
+function nameProblem(name: string): string {
+  if (name.length === 0) return "it is empty";
+  if (/[\r\n]/.test(name)) return "it contains a line break";
+  if (/\s/.test(name)) return `it contains white space; use ${NAME_RULE}`;
+  if (name.length > 32) return `it is ${name.length} characters long; the limit is 32`;
+  const bad = [...name].find((c) => !/^[A-Za-z0-9._-]$/.test(c)) ?? "";
+  return `${JSON.stringify(bad)} is not allowed; use ${NAME_RULE}`;
+}

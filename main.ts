@@ -1,0 +1,120 @@
+/**
+ * `chat`: an end-to-end encrypted terminal chat. This file only builds the command line and
+ * dispatches: each command is one `program.command(...)` block that calls its module in
+ * `lib/cli/`. Usage errors exit 2, other errors 1 (see `Exit`), always without a stack trace.
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import denoJson from "./deno.json" with { type: "json" };
+import { Exit } from "./lib/constants.ts";
+import { type Context, createContext, type GlobalOptions } from "./lib/cli/context.ts";
+import { printError, reportError, writeStderr, writeStdout } from "./lib/cli/output.ts";
+import { keygen, type KeygenOptions } from "./lib/cli/keygen.ts";
+import { pubkey } from "./lib/cli/pubkey.ts";
+import { allow, type AllowOptions } from "./lib/cli/allow.ts";
+import { allowed } from "./lib/cli/allowed.ts";
+import { revoke } from "./lib/cli/revoke.ts";
+
+/** The program's version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+const HELP_FOOTER = `
+Keys folder:
+  --keys DIR, else the CHAT_KEYS variable, else ./keys. It holds identity (your secret key,
+  mode 0600), identity.pub, allowed (the allowlist) and known_servers (pinned server keys).
+
+Keys are written chat1… (bech32); the 44-character base64 form is accepted too.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not allowed, 4 server key changed, 5 connection,
+6 removed by the server.`;
+
+/** Sends commander's output through lib/cli/output.ts and turns its exits into exceptions. */
+function configure(command: Command, path: string): Command {
+  return command.exitOverride().configureOutput({
+    writeOut: writeStdout,
+    writeErr: writeStderr,
+    outputError: (message) => {
+      printError(message.trim().replace(/^error: /, ""), [`see: ${path} --help`]);
+    },
+  });
+}
+
+/** The context of the command being run, from the global options. */
+function contextOf(command: Command): Context {
+  return createContext(command.optsWithGlobals<GlobalOptions>());
+}
+
+/**
+ * Builds the command line. Each action reports its exit code through `setExitCode`; errors are
+ * thrown to `main`.
+ */
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = configure(new Command("chat"), "chat")
+    .description("End-to-end encrypted terminal chat.")
+    .version(VERSION, "--version", "print the version and exit")
+    .helpOption("-h, --help", "show help")
+    .option("--keys <DIR>", "keys folder (default: $CHAT_KEYS, else ./keys)")
+    .addHelpText("after", HELP_FOOTER);
+
+  const keygenCommand = program.command("keygen")
+    .description("create your identity (an X25519 key pair) in the keys folder")
+    .option("--force", "replace an existing identity (the old secret key is lost)")
+    .addHelpText("after", "\nPrints the public key on stdout; says where the files are on stderr.")
+    .action(async (options: KeygenOptions, command: Command) => {
+      setExitCode(await keygen(contextOf(command), options));
+    });
+  configure(keygenCommand, "chat keygen");
+
+  const pubkeyCommand = program.command("pubkey")
+    .description("print your public key (only the key, on stdout)")
+    .action(async (_options: unknown, command: Command) => {
+      setExitCode(await pubkey(contextOf(command)));
+    });
+  configure(pubkeyCommand, "chat pubkey");
+
+  const allowCommand = program.command("allow")
+    .description("add a public key to the allowlist")
+    .argument("<pubkey>", "chat1… or base64 key, or - to read KEY [LABEL] lines from stdin")
+    .option("--name <LABEL>", "a label for the key (1-32 of A-Z a-z 0-9 . _ -), unique")
+    .addHelpText(
+      "after",
+      "\nExample: chat allow chat1… --name alice\n         chat pubkey | chat allow -",
+    )
+    .action(async (key: string, options: AllowOptions, command: Command) => {
+      setExitCode(await allow(contextOf(command), key, options));
+    });
+  configure(allowCommand, "chat allow");
+
+  const allowedCommand = program.command("allowed")
+    .description("list the allowlist: label, fingerprint, key")
+    .action(async (_options: unknown, command: Command) => {
+      setExitCode(await allowed(contextOf(command)));
+    });
+  configure(allowedCommand, "chat allowed");
+
+  const revokeCommand = program.command("revoke")
+    .description("remove a key from the allowlist")
+    .argument("<pubkey|label>", "the key (either form) or its label")
+    .action(async (target: string, _options: unknown, command: Command) => {
+      setExitCode(await revoke(contextOf(command), target));
+    });
+  configure(revokeCommand, "chat revoke");
+
+  return program;
+}
+
+/** Runs the program with `args` (without the program name) and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let exitCode: number = Exit.OK;
+  const program = buildProgram((code) => exitCode = code);
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    // Help and version "exit" 0; every other commander exit is a usage error.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? Exit.OK : Exit.USAGE;
+    return reportError(error);
+  }
+  return exitCode;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
