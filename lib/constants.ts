@@ -34,6 +34,13 @@ export const SECRET_KEY_HRP = "chat-secret-key-";
 
 // --- Defaults and limits ------------------------------------------------------
 
+/**
+ * The largest handshake message accepted. m2, the largest, is 96 bytes plus its name payload
+ * (under 100 bytes), so 1024 leaves room for fields a later version may add, and a stranger who
+ * has not authenticated cannot make us buffer 64 KiB.
+ */
+export const MAX_HANDSHAKE_FRAME_BYTES = 1024;
+
 /** Default control (handshake) port. */
 export const DEFAULT_PORT = 7447;
 /** Names (display names and allowlist labels): 1 to 32 of these characters. */

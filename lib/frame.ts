@@ -62,22 +62,35 @@ export async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<v
   }
 }
 
+function checkLimit(limit: number): number {
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= MAX_FRAME_BYTES)) {
+    throw new RangeError(`maxFrameBytes must be 1..${MAX_FRAME_BYTES}, got ${limit}`);
+  }
+  return limit;
+}
+
 /** Reads frames from a byte stream with one fixed buffer of 2 x (header + max frame). */
 export class FrameReader {
   readonly #source: ByteReader;
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
   readonly #buffer: Uint8Array;
   #start = 0;
   #end = 0;
 
   /** `maxFrameBytes` may lower the limit (never raise it above 65535). */
   constructor(source: ByteReader, maxFrameBytes = MAX_FRAME_BYTES) {
-    if (maxFrameBytes < 1 || maxFrameBytes > MAX_FRAME_BYTES) {
-      throw new RangeError(`maxFrameBytes must be 1..${MAX_FRAME_BYTES}, got ${maxFrameBytes}`);
-    }
     this.#source = source;
-    this.#maxFrameBytes = maxFrameBytes;
+    this.#maxFrameBytes = checkLimit(maxFrameBytes);
     this.#buffer = new Uint8Array(2 * (FRAME_HEADER_BYTES + MAX_FRAME_BYTES));
+  }
+
+  /** The largest frame body accepted now (the handshake runs with a lower one). */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  set maxFrameBytes(limit: number) {
+    this.#maxFrameBytes = checkLimit(limit);
   }
 
   /** Bytes received but not yet returned as frames. */
