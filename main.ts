@@ -14,6 +14,10 @@ import { pubkey } from "./lib/cli/pubkey.ts";
 import { allow, type AllowOptions } from "./lib/cli/allow.ts";
 import { allowed } from "./lib/cli/allowed.ts";
 import { revoke } from "./lib/cli/revoke.ts";
+import { serve, type ServeOptions } from "./lib/cli/serve.ts";
+import { connect, type ConnectOptions } from "./lib/cli/connect.ts";
+import { defaultName } from "./lib/cli/chatting.ts";
+import { DEFAULT_PORT } from "./lib/constants.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -99,6 +103,49 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       setExitCode(await revoke(contextOf(command), target));
     });
   configure(revokeCommand, "chat revoke");
+
+  const serveCommand = program.command("serve")
+    .description("run a chat server: handshakes on --port, each session on its own data port")
+    .option("--host <ADDR>", "address to listen on", "127.0.0.1")
+    .option("--port <N>", `control (handshake) port; 0 picks a free one`, String(DEFAULT_PORT))
+    .option("--data-ports <A-B>", "take data ports from this range (for firewalls)")
+    .option("--name <NAME>", "the server's display name (also the operator's)", "server")
+    .option("--headless", "serve with no operator: do not read stdin")
+    .option("--json", "print the room's lines as JSON objects, one per line")
+    .addHelpText(
+      "after",
+      `
+Only keys on the allowlist (chat allow) get in; it is re-read for every handshake, and a
+revoked key's session ends within about 2 s. The identity is created on first use.
+At a terminal: type to talk to the room; /who, /help, /quit or exit (ends the chat for
+everyone). From a pipe: every line is said; end of input does not stop the server.
+Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
+    )
+    .action(async (options: ServeOptions, command: Command) => {
+      setExitCode(await serve(contextOf(command), options));
+    });
+  configure(serveCommand, "chat serve");
+
+  const connectCommand = program.command("connect")
+    .description("join a chat server")
+    .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
+    .option("--name <NAME>", "your display name (1-32 of A-Z a-z 0-9 . _ -)", defaultName())
+    .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
+    .option("--json", "print each received message as one JSON object per line")
+    .option("--stay", "with piped input: stay after the input ends, until the chat ends")
+    .addHelpText(
+      "after",
+      `
+The server's key is pinned on first contact (keys/known_servers) and checked ever after.
+At a terminal: /who, /help, /quit or exit. From a pipe: every line is sent; at the end of
+input the client says bye and exits 0 (unless --stay). Received lines print as NAME: text.
+Exit codes: 0 ok, 3 not allowed, 4 server key changed, 5 connection failed or lost,
+6 removed by the server (revoked).`,
+    )
+    .action(async (target: string, options: ConnectOptions, command: Command) => {
+      setExitCode(await connect(contextOf(command), target, options));
+    });
+  configure(connectCommand, "chat connect");
 
   return program;
 }

@@ -49,8 +49,24 @@ export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,32}$/;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Join deadline, from sending the port message to a decrypted join. */
 export const JOIN_TIMEOUT_MS = 10_000;
-/** The server closes the control connection this long after the join at most. */
-export const CONTROL_CLOSE_MS = 1_000;
+/** Each side sends a keepalive this often, so a silent peer can be told from a dead one. */
+export const KEEPALIVE_INTERVAL_MS = 15_000;
+/** A peer silent for this long (three keepalives missed) is taken for dead. */
+export const PEER_SILENCE_MS = 45_000;
+/** How often a running server re-reads the allowlist to end revoked sessions. */
+export const REVOKE_CHECK_MS = 1_000;
+/** Handshakes in flight at once; past it the oldest pending one is shed for the newcomer. */
+export const MAX_HANDSHAKES = 512;
+/** Handshakes in flight from one IP address; past it that address's oldest is shed. */
+export const MAX_HANDSHAKES_PER_ADDRESS = 128;
+/** Bytes queued towards one client; a client that stops reading past this is dropped. */
+export const MAX_QUEUED_BYTES = 1024 * 1024;
+/** Lines per second a client may say in the long run; faster lines wait (nothing is lost). */
+export const RATE_LINES_PER_SECOND = 20;
+/** Lines a client may say at once before the rate applies. */
+export const RATE_BURST_LINES = 100;
+/** Members of one room (clients; the operator does not count). */
+export const MAX_MEMBERS = 1000;
 
 // --- Exit codes (documented in the README; scripts rely on them) --------------
 

@@ -1,0 +1,43 @@
+/**
+ * What `serve` and `connect` share at the command line: exit words, in-chat help, the name
+ * check, and graceful signals.
+ * @module
+ */
+import { Exit } from "../constants.ts";
+import { validateName } from "../names.ts";
+import { UserError } from "./output.ts";
+
+/** Lines that end the chat when typed at the prompt. */
+export const EXIT_WORDS: ReadonlySet<string> = new Set(["/quit", "exit"]);
+
+/** The in-chat help shown by /help. */
+export const HELP_TEXT = "commands: /who (who is here), /help, /quit or exit (leave); " +
+  "a line starting with // sends it with one / removed";
+
+/** Checks a display name from the command line; a bad one is a usage error. */
+export function checkName(name: string, flag: string): string {
+  try {
+    return validateName(name, "name");
+  } catch (error) {
+    throw new UserError(`${flag}: ${(error as Error).message}`, { exitCode: Exit.USAGE });
+  }
+}
+
+/** The default display name: the login name where it is a valid name, else "guest". */
+export function defaultName(): string {
+  const login = Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "";
+  const cleaned = login.replace(/[^A-Za-z0-9._-]/g, "").slice(0, 32);
+  return cleaned || "guest";
+}
+
+/**
+ * Calls `handler` on Ctrl-C (SIGINT) and, where the platform has it, SIGTERM. Returns a function
+ * that removes the listeners.
+ */
+export function onSignals(handler: () => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, handler);
+  return () => signals.forEach((signal) => Deno.removeSignalListener(signal, handler));
+}

@@ -1,0 +1,126 @@
+/**
+ * `chat serve`: runs the server with the operator at the terminal (or a pipe, or headless), until
+ * the operator quits or the process is signalled; then bye to everyone and exit 0.
+ * @module
+ */
+import { Exit } from "../constants.ts";
+import { encodePublicKey, fingerprint } from "../keys.ts";
+import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
+import { type Allowlist, ChatServer } from "../server.ts";
+import { detectTerminal, Terminal } from "../tty.ts";
+import type { Context } from "./context.ts";
+import { loadOrCreateIdentity } from "./identity.ts";
+import { printInfo, UserError } from "./output.ts";
+import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
+import { lineProblem } from "../lines.ts";
+
+/** Options of `chat serve`. */
+export interface ServeOptions {
+  host: string;
+  port: string;
+  dataPorts?: string;
+  name: string;
+  headless?: boolean;
+  json?: boolean;
+}
+
+/** Runs `chat serve`; resolves with the exit code when the server has stopped. */
+export async function serve(context: Context, options: ServeOptions): Promise<number> {
+  const name = checkName(options.name, "--name");
+  let port: number, dataPorts: PortRange | undefined;
+  try {
+    port = parsePort(options.port, true);
+    dataPorts = options.dataPorts === undefined ? undefined : parsePortRange(options.dataPorts);
+  } catch (error) {
+    throw new UserError((error as Error).message, { exitCode: Exit.USAGE });
+  }
+  const identity = await loadOrCreateIdentity(context);
+  const { keystore } = context;
+
+  let terminal: Terminal | undefined;
+  const log = (line: string) => terminal ? terminal.info(line) : printInfo(line);
+
+  // the allowlist, read afresh each time; bad lines are reported (once per change), never dropped
+  let reportedProblems = "";
+  const readAllowlist = async (): Promise<Allowlist> => {
+    const parsed = await keystore.readAllowlist();
+    const problems = parsed.errors.map((e) => `${keystore.paths.allowed}:${e.line}: ${e.message}`);
+    if (problems.join("\n") !== reportedProblems) {
+      reportedProblems = problems.join("\n");
+      for (const problem of problems) log(`warning: allowlist line ignored: ${problem}`);
+    }
+    return new Map(parsed.entries.map((e) => [encodePublicKey(e.key), { label: e.label }]));
+  };
+
+  let stopped!: () => void;
+  const done = new Promise<void>((resolve) => stopped = resolve);
+  const server = new ChatServer({
+    hostname: options.host,
+    port,
+    dataPorts,
+    name,
+    identity,
+    readAllowlist,
+    log,
+    operator: options.headless ? undefined : (message) => {
+      if (message.type === "msg") terminal?.message(String(message.from), String(message.text));
+      // presence is already in the log (with the address and fingerprint)
+    },
+  });
+  try {
+    server.start();
+  } catch (error) {
+    const why = error instanceof Deno.errors.AddrInUse
+      ? `port ${port} on ${options.host} is already in use`
+      : (error as Error).message;
+    throw new UserError(`cannot listen on ${options.host}:${port}: ${why}`, {
+      hints: ["is another `chat serve` running? choose another port with --port N"],
+    });
+  }
+  await readAllowlist().catch((error) => log(`warning: ${error.message}`));
+  const shutdown = () => server.close().then(() => stopped());
+  const removeSignals = onSignals(shutdown);
+
+  printInfo(
+    `serving as ${name} on ${options.host}:${server.port} (key ${
+      encodePublicKey(identity.publicKey)
+    }, fingerprint ${fingerprint(identity.publicKey)})`,
+  );
+  printInfo(`clients join with: chat connect ${options.host}:${server.port}`);
+
+  if (!options.headless) {
+    const view = detectTerminal(Boolean(options.json));
+    terminal = new Terminal(view, {
+      line(text) {
+        const say = (line: string) => {
+          const problem = lineProblem(line);
+          if (problem) terminal?.error(problem);
+          else server.say(line);
+        };
+        if (!view.interactive) {
+          if (text) say(text); // a pipe: every line is said, verbatim
+          return;
+        }
+        const command = text.trim();
+        if (EXIT_WORDS.has(command)) return void shutdown();
+        if (command === "/who") {
+          const names = server.members.slice(1);
+          return terminal?.info(names.length ? `here: ${names.join(", ")}` : "nobody else is here");
+        }
+        if (command === "/help") return terminal?.info(HELP_TEXT);
+        if (command.startsWith("/") && !command.startsWith("//")) {
+          return terminal?.error(`unknown command ${command}`, ["type /help for the commands"]);
+        }
+        if (text) say(text.startsWith("//") ? text.slice(1) : text);
+      },
+      // End of input does not stop a server: it keeps serving until signalled.
+      end: () => terminal?.stopReading(),
+      interrupt: () => void shutdown(),
+    });
+  }
+  await done;
+  removeSignals();
+  terminal?.close();
+  printInfo("the server stopped; everyone was told the chat ended");
+  return Exit.OK;
+}

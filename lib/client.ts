@@ -1,0 +1,300 @@
+/**
+ * The chat client: connect, authenticate the server (pinning its key the way SSH does), follow
+ * it to the data port, join, and then carry the conversation as events.
+ *
+ * No printing and no exiting here: what happens is reported through the errors below and the
+ * ChatHandlers callbacks, and the command glue decides what the user sees and the exit code.
+ * @module
+ */
+import { Channel, type Message } from "./channel.ts";
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  JOIN_TIMEOUT_MS,
+  KEEPALIVE_INTERVAL_MS,
+  PEER_SILENCE_MS,
+} from "./constants.ts";
+import type { KeyPair } from "./crypto.ts";
+import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
+import { sameKey } from "./keys.ts";
+import { initiateHandshake } from "./secure.ts";
+
+/** The server presented a key other than the pinned or expected one. */
+export class ServerKeyChangedError extends Error {
+  constructor(
+    readonly address: string,
+    readonly expected: Uint8Array,
+    readonly presented: Uint8Array,
+    readonly explicit: boolean,
+  ) {
+    super(
+      `the server at ${address} presented a different key than the one ${
+        explicit ? "given with --server-key" : "pinned"
+      }`,
+    );
+    this.name = "ServerKeyChangedError";
+  }
+}
+
+/** The server refused us or removed us, with one of the protocol's error codes. */
+export class ServerRefusedError extends Error {
+  constructor(readonly code: string, readonly serverMessage: string) {
+    super(`the server refused: ${serverMessage} (${code})`);
+    this.name = "ServerRefusedError";
+  }
+}
+
+/** The server could not be reached, or the connection failed before the chat began. */
+export class ConnectError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectError";
+  }
+}
+
+/** Where pinned server keys live (the keystore's known_servers is one). */
+export interface ServerPins {
+  lookupServer(address: string): Promise<Uint8Array | undefined>;
+  pinServer(address: string, key: Uint8Array): Promise<Uint8Array | undefined>;
+}
+
+/** How to reach and join a server. */
+export interface ConnectConfig {
+  hostname: string;
+  port: number;
+  identity: KeyPair;
+  /** Our declared display name. */
+  name: string;
+  pins: ServerPins;
+  /** An explicit expected server key (`--server-key`); it is pinned when it matches. */
+  serverKey?: Uint8Array;
+  /** Told when a server key is pinned for the first time. */
+  onPinned?: (address: string, key: Uint8Array) => void;
+  timeoutMs?: number;
+}
+
+/** A joined session. */
+export interface ClientSession {
+  channel: Channel;
+  serverKey: Uint8Array;
+  serverName: string;
+  /** Our display name in the room (the server decides it). */
+  name: string;
+  /** Who else was present when we joined. */
+  members: string[];
+}
+
+/** `host:port` as pins are keyed (IPv6 in brackets). */
+export function addressOf(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+async function dial(hostname: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+  const address = addressOf(hostname, port);
+  const attempt = Deno.connect({ hostname, port });
+  try {
+    const connection = await withDeadline(attempt, timeoutMs, "connect timed out", () => {
+      attempt.then((late) => late.close(), () => {});
+    });
+    connection.setNoDelay(true);
+    return connection;
+  } catch (error) {
+    const why = error instanceof Deno.errors.ConnectionRefused
+      ? "connection refused (is `chat serve` running there?)"
+      : error instanceof TimeoutError
+      ? `no answer within ${timeoutMs / 1000} s`
+      : (error as Error).message;
+    throw new ConnectError(`cannot reach ${address}: ${why}`, { cause: error });
+  }
+}
+
+/** Checks the server's key against `--server-key` or the pin, pinning it on first contact. */
+async function verifyServerKey(config: ConnectConfig, presented: Uint8Array): Promise<void> {
+  const address = addressOf(config.hostname, config.port);
+  if (config.serverKey) {
+    if (!sameKey(config.serverKey, presented)) {
+      throw new ServerKeyChangedError(address, config.serverKey, presented, true);
+    }
+    const replaced = await config.pins.pinServer(address, presented);
+    if (!replaced || !sameKey(replaced, presented)) config.onPinned?.(address, presented);
+    return;
+  }
+  const pinned = await config.pins.lookupServer(address);
+  if (pinned) {
+    if (!sameKey(pinned, presented)) {
+      throw new ServerKeyChangedError(address, pinned, presented, false);
+    }
+    return;
+  }
+  await config.pins.pinServer(address, presented);
+  config.onPinned?.(address, presented);
+}
+
+/**
+ * Connects, authenticates the server, and joins the room. Throws ConnectError,
+ * ServerKeyChangedError, ServerRefusedError, ProtocolError or TimeoutError.
+ */
+export async function joinServer(config: ConnectConfig): Promise<ClientSession> {
+  const timeoutMs = config.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const control = await dial(config.hostname, config.port, timeoutMs);
+  let channel: Channel | undefined;
+  try {
+    const handshake = await withDeadline(
+      initiateHandshake(control, config.identity, config.name),
+      timeoutMs,
+      "the server did not complete the handshake in time",
+      () => control.close(),
+    );
+    await verifyServerKey(config, handshake.remoteStaticKey);
+
+    // the first transport message: the data port, or why we are refused
+    const controlChannel = new Channel(control, handshake.send, handshake.receive, {
+      reader: handshake.reader,
+    });
+    const first = await controlChannel.receive(timeoutMs);
+    if (first === null) {
+      throw new ProtocolError("the server closed the connection after the handshake");
+    }
+    if (first.type === "error") {
+      throw new ServerRefusedError(String(first.code), String(first.message ?? ""));
+    }
+    const port = first.port;
+    if (
+      first.type !== "port" || !Number.isInteger(port) || (port as number) < 1 ||
+      (port as number) > 65535
+    ) {
+      throw new ProtocolError(`expected a port message, got "${first.type}"`);
+    }
+
+    // follow it to the data port; the same CipherStates carry on there
+    const data = await dial(config.hostname, port as number, timeoutMs);
+    channel = new Channel(data, handshake.send, handshake.receive);
+    await channel.send({ type: "join" });
+    controlChannel.close();
+    const welcome = await channel.receive(JOIN_TIMEOUT_MS);
+    if (welcome === null) {
+      throw new ProtocolError("the server closed the data connection before welcoming us");
+    }
+    if (welcome.type === "error") {
+      throw new ServerRefusedError(String(welcome.code), String(welcome.message ?? ""));
+    }
+    if (welcome.type !== "welcome" || typeof welcome.name !== "string") {
+      throw new ProtocolError(`expected a welcome message, got "${welcome.type}"`);
+    }
+    return {
+      channel,
+      serverKey: handshake.remoteStaticKey,
+      serverName: typeof welcome.server === "string" ? welcome.server : "server",
+      name: welcome.name,
+      members: Array.isArray(welcome.members) ? welcome.members.map(String) : [],
+    };
+  } catch (error) {
+    control.close();
+    channel?.close();
+    throw error;
+  }
+}
+
+/** How a chat ended, as the client saw it. */
+export type ChatEnd =
+  | { kind: "left" } // we said bye
+  | { kind: "server-ended" } // the server said bye
+  | { kind: "removed"; code: string; message: string } // the server sent an error and closed
+  | { kind: "lost"; reason: string }; // the connection failed or fell silent
+
+/** What the client reports while chatting. */
+export interface ChatHandlers {
+  message(from: string, text: string): void;
+  presence(event: string, name: string, detail: string): void;
+  who(members: string[]): void;
+  notice(code: string, message: string): void;
+}
+
+/** A joined chat: send lines, ask who is here, leave; `ended` resolves with how it ended. */
+export class ClientChat {
+  readonly session: ClientSession;
+  readonly ended: Promise<ChatEnd>;
+  #leaving = false;
+  readonly #keepalive: ReturnType<typeof setInterval>;
+
+  constructor(session: ClientSession, handlers: ChatHandlers) {
+    this.session = session;
+    this.#keepalive = setInterval(() => {
+      session.channel.send({ type: "keepalive" }).catch(() => {});
+    }, KEEPALIVE_INTERVAL_MS);
+    this.ended = this.#receiveLoop(handlers).finally(() => {
+      clearInterval(this.#keepalive);
+      session.channel.close();
+    });
+  }
+
+  /** Sends one line. Throws RangeError (sending nothing) if it cannot fit one frame. */
+  say(text: string): Promise<void> {
+    return this.session.channel.send({ type: "msg", text });
+  }
+
+  /** Asks the server who is present (answered through handlers.who). */
+  askWho(): void {
+    this.session.channel.send({ type: "who" }).catch(() => {});
+  }
+
+  /**
+   * Says bye, then waits (at most 2 s) for the server to close the connection: closing first
+   * could reset it with unread input and destroy the bye before the server reads it.
+   */
+  async leave(): Promise<ChatEnd> {
+    if (!this.#leaving) {
+      this.#leaving = true;
+      this.session.channel.send({ type: "bye" }).catch(() => {});
+      await withDeadline(this.ended, 2000, "bye", () => this.session.channel.close())
+        .catch(() => {});
+    }
+    return this.ended;
+  }
+
+  async #receiveLoop(handlers: ChatHandlers): Promise<ChatEnd> {
+    const channel = this.session.channel;
+    try {
+      while (true) {
+        const message: Message | null = await channel.receive(PEER_SILENCE_MS);
+        if (message === null) {
+          return this.#leaving
+            ? { kind: "left" }
+            : { kind: "lost", reason: "the server closed the connection without a bye" };
+        }
+        switch (message.type) {
+          case "msg":
+            handlers.message(String(message.from), String(message.text));
+            break;
+          case "presence":
+            handlers.presence(
+              String(message.event),
+              String(message.name),
+              String(message.event === "join" ? message.fingerprint : message.reason),
+            );
+            break;
+          case "who":
+            handlers.who(Array.isArray(message.members) ? message.members.map(String) : []);
+            break;
+          case "notice":
+            handlers.notice(String(message.code), String(message.message ?? ""));
+            break;
+          case "bye":
+            return { kind: "server-ended" };
+          case "error":
+            return {
+              kind: "removed",
+              code: String(message.code),
+              message: String(message.message ?? ""),
+            };
+          default: // keepalive and unknown types
+        }
+      }
+    } catch (error) {
+      if (this.#leaving) return { kind: "left" };
+      if (error instanceof TimeoutError) {
+        return { kind: "lost", reason: `the server was silent for ${PEER_SILENCE_MS / 1000} s` };
+      }
+      return { kind: "lost", reason: (error as Error).message };
+    }
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The terminal: the one module that reads the user's lines and draws the chat.
+ *
+ * Interactive (stdin and stdout are terminals): a prompt that incoming lines never clobber (the
+ * line being typed is redrawn under them), coloured senders, times, and Ctrl-C / Ctrl-D handled.
+ * Otherwise: plain input lines, and each received message as one `NAME: text` line (or one JSON
+ * object with --json) on stdout, with everything else on stderr; scripts and tests rely on it.
+ * @module
+ */
+import * as readline from "node:readline";
+import process from "node:process";
+
+/** How to draw. */
+export interface TerminalOptions {
+  /** Prompt, colours and redrawing; false for pipes and files. */
+  interactive: boolean;
+  /** Received messages as JSON lines (non-interactive output). */
+  json: boolean;
+  /** ANSI colours (interactive only; off with NO_COLOR). */
+  color: boolean;
+}
+
+/** What the terminal reports. */
+export interface TerminalInput {
+  /** A line the user entered (without its line break). */
+  line(text: string): void;
+  /** End of input (Ctrl-D, or the end of a pipe). */
+  end(): void;
+  /** Ctrl-C at the prompt (interactive only; otherwise the process gets SIGINT). */
+  interrupt(): void;
+}
+
+/** Decides the options from the environment: interactive only when both ends are terminals. */
+export function detectTerminal(json: boolean): TerminalOptions {
+  const interactive = !json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
+  return { interactive, json, color: interactive && !noColor };
+}
+
+// C0 and C1 controls (escape sequences could rewrite the screen) and bidirectional overrides
+// (they could make one name look like another): a peer's text must show as what it is.
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every control character shown as U+FFFD and tabs as spaces. */
+export function sanitize(text: string): string {
+  return text.replace(UNSAFE, "\ufffd").replaceAll("\t", " ");
+}
+
+const PALETTE = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+
+/** The colour of a name: stable for the name, so a person keeps theirs. */
+export function colorOf(name: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 16777619);
+  return PALETTE[(hash >>> 0) % PALETTE.length];
+}
+
+function paint(on: boolean, code: number | string, text: string): string {
+  return on ? `\x1b[${code}m${text}\x1b[0m` : text;
+}
+
+function clock(at: Date): string {
+  return `${String(at.getHours()).padStart(2, "0")}:${String(at.getMinutes()).padStart(2, "0")}`;
+}
+
+/** The chat on the terminal. */
+export class Terminal {
+  readonly options: TerminalOptions;
+  readonly #rl: readline.Interface;
+  #closed = false;
+
+  constructor(options: TerminalOptions, input: TerminalInput, prompt = "> ") {
+    this.options = options;
+    this.#rl = readline.createInterface({
+      input: process.stdin,
+      output: options.interactive ? process.stdout : undefined,
+      terminal: options.interactive,
+      prompt: options.interactive ? paint(options.color, 2, prompt) : "",
+      historySize: options.interactive ? 100 : 0,
+    });
+    this.#rl.on("line", (text) => {
+      input.line(text);
+      if (options.interactive && !this.#closed) this.#rl.prompt();
+    });
+    this.#rl.on("close", () => {
+      if (!this.#closed) input.end();
+    });
+    if (options.interactive) {
+      this.#rl.on("SIGINT", () => input.interrupt());
+      this.#rl.prompt();
+    }
+  }
+
+  /** A chat line from `from`: coloured and timed in a terminal, `NAME: text` or JSON otherwise. */
+  message(from: string, text: string, at = new Date()): void {
+    if (this.options.json) {
+      return this.#above(JSON.stringify({ time: at.toISOString(), from, text }), Deno.stdout);
+    }
+    const safeFrom = sanitize(from), safeText = sanitize(text);
+    if (!this.options.interactive) return this.#above(`${safeFrom}: ${safeText}`, Deno.stdout);
+    const { color } = this.options;
+    this.#above(
+      `${paint(color, 2, clock(at))} ${paint(color, `1;${colorOf(from)}`, safeFrom)}: ${safeText}`,
+      Deno.stdout,
+    );
+  }
+
+  /** Something about the chat (who joined, who is here), on stderr; dim and timed in a terminal. */
+  info(text: string, at = new Date()): void {
+    if (!this.options.interactive) return this.#above(`chat: ${sanitize(text)}`, Deno.stderr);
+    this.#above(paint(this.options.color, 2, `${clock(at)} -- ${sanitize(text)}`), Deno.stderr);
+  }
+
+  /** Something wrong, on stderr as `chat: error:` and `chat: hint:` lines (red in a terminal). */
+  error(text: string, hints: string[] = []): void {
+    const lines = [`chat: error: ${sanitize(text)}`, ...hints.map((h) => `chat: hint: ${h}`)];
+    const painted = lines.map((line) => paint(this.options.color, 31, line));
+    this.#above(painted.join("\n"), Deno.stderr);
+  }
+
+  /** Stops reading and gives the terminal back (the prompt line is cleared). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.options.interactive) {
+      readline.clearLine(process.stdout, 0);
+      readline.cursorTo(process.stdout, 0);
+    }
+    this.#rl.close();
+    // A pipe that has not ended would keep the process alive.
+    process.stdin.destroy();
+  }
+
+  /** Stops reading input but keeps printing (for `--stay` and a server whose input ended). */
+  stopReading(): void {
+    process.stdin.pause();
+  }
+
+  /**
+   * Prints a line; in a terminal above the prompt: clear the input line, print, then redraw the
+   * prompt with what was being typed. Writes are synchronous so nothing is lost at exit.
+   */
+  #above(text: string, stream: typeof Deno.stdout | typeof Deno.stderr): void {
+    const redraw = this.options.interactive && !this.#closed;
+    if (redraw) {
+      readline.clearLine(process.stdout, 0);
+      readline.cursorTo(process.stdout, 0);
+    }
+    writeAllSync(stream, text + "\n");
+    if (redraw) this.#rl.prompt(true);
+  }
+}
+
+const utf8 = new TextEncoder();
+
+function writeAllSync(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = utf8.encode(text);
+  for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
+}
