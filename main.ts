@@ -112,6 +112,16 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--name <NAME>", "the server's display name (also the operator's)", "server")
     .option("--headless", "serve with no operator: do not read stdin")
     .option("--json", "print the room's lines as JSON objects, one per line")
+    .option("--handshake-timeout <S>", "seconds from accept to a finished handshake (10)")
+    .option("--join-timeout <S>", "seconds from the port message to the join (10)")
+    .option("--keepalive <S>", "keepalive interval; 3 missed = dead peer (15)")
+    .option("--max-handshakes <N>", "handshakes in flight; past it the oldest is shed (512)")
+    .option("--max-handshakes-per-address <N>", "the same, per IP address (128)")
+    .option("--max-line-bytes <N>", "longest line relayed, in UTF-8 bytes (16384)")
+    .option("--max-queue-bytes <N>", "bytes queued to a client before it is dropped (1048576)")
+    .option("--max-members <N>", "clients in the room at once (1000)")
+    .option("--rate <N>", "lines per second a client may send; faster ones wait (20)")
+    .option("--burst <N>", "lines a client may send at once before --rate applies (100)")
     .addHelpText(
       "after",
       `

@@ -81,6 +81,8 @@ export interface ClientSession {
   name: string;
   /** Who else was present when we joined. */
   members: string[];
+  /** The longest line the server relays (from its welcome; unlimited if it did not say). */
+  maxLineBytes: number;
 }
 
 /** `host:port` as pins are keyed (IPv6 in brackets). */
@@ -138,13 +140,18 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
   const control = await dial(config.hostname, config.port, timeoutMs);
   let channel: Channel | undefined;
   try {
+    // the pin is checked after m2, before m3 reveals our key and name to the server
     const handshake = await withDeadline(
-      initiateHandshake(control, config.identity, config.name),
+      initiateHandshake(
+        control,
+        config.identity,
+        config.name,
+        (key) => verifyServerKey(config, key),
+      ),
       timeoutMs,
       "the server did not complete the handshake in time",
       () => control.close(),
     );
-    await verifyServerKey(config, handshake.remoteStaticKey);
 
     // the first transport message: the data port, or why we are refused
     const controlChannel = new Channel(control, handshake.send, handshake.receive, {
@@ -186,6 +193,10 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       serverName: typeof welcome.server === "string" ? welcome.server : "server",
       name: welcome.name,
       members: Array.isArray(welcome.members) ? welcome.members.map(String) : [],
+      maxLineBytes:
+        Number.isInteger(welcome.max_line_bytes) && (welcome.max_line_bytes as number) > 0
+          ? welcome.max_line_bytes as number
+          : Infinity,
     };
   } catch (error) {
     control.close();

@@ -65,6 +65,11 @@ export const MAX_QUEUED_BYTES = 1024 * 1024;
 export const RATE_LINES_PER_SECOND = 20;
 /** Lines a client may say at once before the rate applies. */
 export const RATE_BURST_LINES = 100;
+/**
+ * The longest chat line the server relays by default (UTF-8 bytes of the text): a screenful,
+ * far below the frame limit, so one member cannot make every other member receive 64 KiB a line.
+ */
+export const MAX_LINE_BYTES = 16 * 1024;
 /** Members of one room (clients; the operator does not count). */
 export const MAX_MEMBERS = 1000;
 

@@ -1,5 +1,5 @@
 /**
- * The Noise XX handshake (Noise §7.5) as an explicit state machine with create/consume pairs,
+ * The Noise XX handshake (Noise §7.3) as an explicit state machine with create/consume pairs,
  * in the style of wireguard-go's `CreateMessageInitiation` / `ConsumeMessageInitiation`:
  *
  * ```text

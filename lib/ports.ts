@@ -76,7 +76,7 @@ export interface JoinedConnection {
 export interface AwaitJoinOptions {
   /** How long to wait for a join, from now (the port message was just sent). */
   timeoutMs: number;
-  /** At most this many unproven connections are held at once; more are closed on arrival. */
+  /** At most this many unproven connections are held at once; past it the oldest is closed. */
   maxPending?: number;
   /** Told about each connection that was closed without joining (for the operator's log). */
   onRejected?: (remote: string, reason: string) => void;
@@ -144,9 +144,15 @@ export function awaitJoin(
     (async () => {
       try {
         for await (const connection of listener) {
-          if (settled || pending.size >= maxPending) {
+          if (settled) {
             connection.close();
             continue;
+          }
+          if (pending.size >= maxPending) {
+            // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
+            const oldest: Deno.TcpConn = pending.values().next().value!;
+            pending.delete(oldest);
+            oldest.close();
           }
           pending.add(connection);
           tryConnection(connection);

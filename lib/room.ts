@@ -32,6 +32,22 @@ export function displayName(label: string | undefined, declared: string, fingerp
   return label ?? `${declared}~${fingerprint.slice(0, 4)}`;
 }
 
+/**
+ * `name`, or if `isTaken` says it is in use (the server's own name, a label equal to it, or two
+ * unlabelled keys whose declared names and first 4 hex digits agree), `name~` plus 4 and then
+ * all 16 hex digits of the fingerprint: different keys end up with different names.
+ */
+export function uniqueName(
+  name: string,
+  fingerprint: string,
+  isTaken: (name: string) => boolean,
+): string {
+  if (!isTaken(name)) return name;
+  const base = name.split("~")[0];
+  const short = `${base}~${fingerprint.slice(0, 4)}`;
+  return short !== name && !isTaken(short) ? short : `${base}~${fingerprint.replaceAll(":", "")}`;
+}
+
 /** Members and broadcast. */
 export class Room {
   readonly #members = new Map<number, Member>();

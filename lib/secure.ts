@@ -14,7 +14,7 @@ import {
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
 import { ProtocolError } from "./errors.ts";
-import { type Connection } from "./channel.ts";
+import { type Connection, decodeUtf8Strict } from "./channel.ts";
 import { encodeFrame, FrameReader, writeAll } from "./frame.ts";
 import { XXHandshake } from "./handshake.ts";
 import type { CipherState } from "./noise.ts";
@@ -37,7 +37,6 @@ export interface HandshakeResult {
 }
 
 const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The m2/m3 payload: `{"name": "<display name>"}`. */
 export function encodeNamePayload(name: string): Uint8Array {
@@ -48,7 +47,7 @@ export function encodeNamePayload(name: string): Uint8Array {
 export function decodeNamePayload(payload: Uint8Array, whose: string): string {
   let value: unknown;
   try {
-    value = JSON.parse(strictUtf8.decode(payload));
+    value = JSON.parse(decodeUtf8Strict(payload));
   } catch {
     throw new ProtocolError(`the ${whose}'s handshake payload is not UTF-8 JSON`);
   }
@@ -89,11 +88,16 @@ function step<T>(which: string, run: () => T): T {
   }
 }
 
-/** Runs the handshake as the initiator (the client): writes m1, reads m2, writes m3. */
+/**
+ * Runs the handshake as the initiator (the client): writes m1, reads m2, writes m3.
+ * `verifyServer` sees the server's authenticated static key after m2 and before m3: throwing
+ * there aborts before our own static key and name are sent to a server we do not trust.
+ */
 export async function initiateHandshake(
   connection: Connection,
   identity: KeyPair,
   name: string,
+  verifyServer?: (serverKey: Uint8Array, serverName: string) => Promise<void> | void,
 ): Promise<HandshakeResult> {
   const reader = new FrameReader(connection, MAX_HANDSHAKE_FRAME_BYTES);
   const handshake = new XXHandshake({
@@ -107,6 +111,7 @@ export async function initiateHandshake(
     "message 2",
     () => decodeNamePayload(handshake.readMessage2(m2), "server"),
   );
+  await verifyServer?.(handshake.remoteStaticKey!, serverName);
   await writeAll(connection, encodeFrame(handshake.writeMessage3(encodeNamePayload(name))));
   return finish(handshake, reader, serverName);
 }

@@ -14,6 +14,7 @@ import {
   KEEPALIVE_INTERVAL_MS,
   MAX_HANDSHAKES,
   MAX_HANDSHAKES_PER_ADDRESS,
+  MAX_LINE_BYTES,
   MAX_MEMBERS,
   MAX_QUEUED_BYTES,
   PEER_SILENCE_MS,
@@ -25,7 +26,7 @@ import type { KeyPair } from "./crypto.ts";
 import { TimeoutError, withDeadline } from "./errors.ts";
 import { encodePublicKey, fingerprint } from "./keys.ts";
 import { awaitJoin, describe, listenForData, NoFreePortError, type PortRange } from "./ports.ts";
-import { displayName, type LeaveReason, type Member, Room } from "./room.ts";
+import { displayName, type LeaveReason, type Member, Room, uniqueName } from "./room.ts";
 import { acceptHandshake, type HandshakeResult } from "./secure.ts";
 import { lineProblem } from "./lines.ts";
 
@@ -42,6 +43,8 @@ export interface ServerLimits {
   maxHandshakes: number;
   maxHandshakesPerAddress: number;
   maxQueuedBytes: number;
+  /** The longest line (UTF-8 bytes of its text) relayed; told to clients in the welcome. */
+  maxLineBytes: number;
   maxMembers: number;
   rateLinesPerSecond: number;
   rateBurstLines: number;
@@ -57,6 +60,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxHandshakes: MAX_HANDSHAKES,
   maxHandshakesPerAddress: MAX_HANDSHAKES_PER_ADDRESS,
   maxQueuedBytes: MAX_QUEUED_BYTES,
+  maxLineBytes: MAX_LINE_BYTES,
   maxMembers: MAX_MEMBERS,
   rateLinesPerSecond: RATE_LINES_PER_SECOND,
   rateBurstLines: RATE_BURST_LINES,
@@ -163,7 +167,7 @@ export class ChatServer {
 
   /** The operator says `text` to the room; throws RangeError if it is not a valid line. */
   say(text: string): void {
-    const problem = lineProblem(text);
+    const problem = lineProblem(text, this.#limits.maxLineBytes);
     if (problem) throw new RangeError(problem);
     this.#room.say(OPERATOR_ID, text);
   }
@@ -325,10 +329,11 @@ export class ChatServer {
         this.#end(old, "replaced", error("replaced", "your key joined again from elsewhere"));
       }
     }
-    let name = displayName(label, declared, print);
-    if (name === this.#config.name || this.#room.byName(name)) {
-      name = `${name}~${print.slice(0, 4)}`;
-    }
+    const name = uniqueName(
+      displayName(label, declared, print),
+      print,
+      (taken) => taken === this.#config.name || this.#room.byName(taken) !== undefined,
+    );
     const session: Session = { id: this.#nextId++, key, fingerprint: print, name, remote, channel };
     this.#sessions.set(session.id, session);
     channel.send({
@@ -336,6 +341,7 @@ export class ChatServer {
       name,
       server: this.#config.name,
       members: this.#room.names(),
+      max_line_bytes: this.#limits.maxLineBytes,
     }).catch(() => {});
     const member: Member = {
       id: session.id,
@@ -374,7 +380,7 @@ export class ChatServer {
         if (message.type === "who") {
           channel.send({ type: "who", members: this.#room.names() }).catch(() => {});
         } else if (message.type === "msg" && typeof message.text === "string") {
-          const problem = lineProblem(message.text);
+          const problem = lineProblem(message.text, this.#limits.maxLineBytes);
           if (problem) {
             channel.send({ type: "notice", code: "bad-line", message: problem }).catch(() => {});
             continue;

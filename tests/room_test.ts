@@ -1,6 +1,6 @@
 import { assert } from "./helpers.ts";
 import type { Message } from "../lib/channel.ts";
-import { displayName, type Member, Room } from "../lib/room.ts";
+import { displayName, type Member, Room, uniqueName } from "../lib/room.ts";
 
 function member(id: number, name: string, inbox: Message[] = []): Member & { inbox: Message[] } {
   return { id, name, fingerprint: `${id}`.padStart(4, "0"), inbox, deliver: (m) => inbox.push(m) };
@@ -62,4 +62,12 @@ Deno.test("Room.say() from someone not present delivers nothing", () => {
   room.join(a);
   room.say(99, "ghost");
   assert.deepEqual(a.inbox, []);
+});
+
+Deno.test("uniqueName() adds 4, then 16 fingerprint digits until the name is free", () => {
+  const taken = new Set(["hub", "bob~3f9a"]);
+  const isTaken = (name: string) => taken.has(name);
+  assert.equal(uniqueName("ann", "3f9a:12bc:0d4e:77a1", isTaken), "ann");
+  assert.equal(uniqueName("hub", "3f9a:12bc:0d4e:77a1", isTaken), "hub~3f9a");
+  assert.equal(uniqueName("bob~3f9a", "3f9a:12bc:0d4e:77a1", isTaken), "bob~3f9a12bc0d4e77a1");
 });

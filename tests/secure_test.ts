@@ -3,7 +3,7 @@
  * input must end that one connection with a clear error and never yield a decrypted message.
  */
 import { assert, assertRejects } from "./helpers.ts";
-import { Channel, type Message } from "../lib/channel.ts";
+import { Channel, decodeMessage, type Message } from "../lib/channel.ts";
 import { primitives } from "../lib/crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
 import { encodeFrame, FrameError, writeAll } from "../lib/frame.ts";
@@ -315,4 +315,18 @@ Deno.test("a peer that closes mid-handshake is a clear error", async () => {
   clientConn.close();
   await assertRejects(() => server, ProtocolError, /closed before handshake message 3/);
   serverConn.close();
+});
+
+Deno.test("decodeMessage() refuses invalid UTF-8 but keeps a genuine U+FFFD", () => {
+  const bad = new Uint8Array([
+    ...new TextEncoder().encode('{"type":"msg","text":"'),
+    0xff,
+    0x22,
+    0x7d,
+  ]);
+  assert.throws(() => decodeMessage(bad), /not UTF-8 JSON/);
+  const genuine = new TextEncoder().encode('{"type":"msg","text":"\ufffd"}');
+  assert.equal(decodeMessage(genuine).text, "\ufffd");
+  assert.throws(() => decodeMessage(new TextEncoder().encode("[1]")), /not a JSON object/);
+  assert.throws(() => decodeMessage(new TextEncoder().encode('{"type":1}')), /no string "type"/);
 });

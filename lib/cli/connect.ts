@@ -101,7 +101,7 @@ export async function connect(
   const view = detectTerminal(Boolean(options.json));
   let refusedLines = 0;
   const send = (text: string) => {
-    const problem = lineProblem(text);
+    const problem = lineProblem(text, chat.session.maxLineBytes);
     if (problem) {
       refusedLines++;
       return terminal.error(problem);

@@ -6,7 +6,7 @@
 import { Exit } from "../constants.ts";
 import { encodePublicKey, fingerprint } from "../keys.ts";
 import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
-import { type Allowlist, ChatServer } from "../server.ts";
+import { type Allowlist, ChatServer, type ServerLimits } from "../server.ts";
 import { detectTerminal, Terminal } from "../tty.ts";
 import type { Context } from "./context.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
@@ -14,7 +14,7 @@ import { printInfo, UserError } from "./output.ts";
 import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
 import { lineProblem } from "../lines.ts";
 
-/** Options of `chat serve`. */
+/** Options of `chat serve` (limits as given on the command line, checked here). */
 export interface ServeOptions {
   host: string;
   port: string;
@@ -22,6 +22,52 @@ export interface ServeOptions {
   name: string;
   headless?: boolean;
   json?: boolean;
+  handshakeTimeout?: string;
+  joinTimeout?: string;
+  keepalive?: string;
+  maxHandshakes?: string;
+  maxHandshakesPerAddress?: string;
+  maxLineBytes?: string;
+  maxQueueBytes?: string;
+  maxMembers?: string;
+  rate?: string;
+  burst?: string;
+}
+
+/** The limit flags of `chat serve`: flag, ServerLimits field, unit (seconds become ms). */
+export const LIMIT_FLAGS: [keyof ServeOptions, keyof ServerLimits, "s" | "n"][] = [
+  ["handshakeTimeout", "handshakeTimeoutMs", "s"],
+  ["joinTimeout", "joinTimeoutMs", "s"],
+  ["keepalive", "keepaliveMs", "s"],
+  ["maxHandshakes", "maxHandshakes", "n"],
+  ["maxHandshakesPerAddress", "maxHandshakesPerAddress", "n"],
+  ["maxLineBytes", "maxLineBytes", "n"],
+  ["maxQueueBytes", "maxQueuedBytes", "n"],
+  ["maxMembers", "maxMembers", "n"],
+  ["rate", "rateLinesPerSecond", "n"],
+  ["burst", "rateBurstLines", "n"],
+];
+
+function flagName(option: string): string {
+  return "--" + option.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/** Reads the limit flags; a value that is not a positive number is a usage error. */
+export function parseLimits(options: ServeOptions): Partial<ServerLimits> {
+  const limits: Partial<ServerLimits> = {};
+  for (const [option, field, unit] of LIMIT_FLAGS) {
+    const text = options[option];
+    if (text === undefined) continue;
+    const value = Number(text);
+    if (!(typeof text === "string" && /^\d+(\.\d+)?$/.test(text) && value > 0)) {
+      throw new UserError(`${flagName(option)}: expected a positive number, got "${text}"`, {
+        exitCode: Exit.USAGE,
+      });
+    }
+    limits[field] = unit === "s" ? value * 1000 : Math.floor(value);
+    if (field === "keepaliveMs") limits.peerSilenceMs = value * 3000;
+  }
+  return limits;
 }
 
 /** Runs `chat serve`; resolves with the exit code when the server has stopped. */
@@ -34,6 +80,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   } catch (error) {
     throw new UserError((error as Error).message, { exitCode: Exit.USAGE });
   }
+  const limits = parseLimits(options);
   const identity = await loadOrCreateIdentity(context);
   const { keystore } = context;
 
@@ -62,6 +109,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     identity,
     readAllowlist,
     log,
+    limits,
     operator: options.headless ? undefined : (message) => {
       if (message.type === "msg") terminal?.message(String(message.from), String(message.text));
       // presence is already in the log (with the address and fingerprint)
