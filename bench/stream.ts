@@ -1,0 +1,417 @@
+/**
+ * Transport benchmarks across processes, each figure against a baseline measured in the same run:
+ *
+ *   deno run --allow-net=127.0.0.1 --allow-run --allow-read --allow-env bench/stream.ts \
+ *     [--mib 256] [--runs 200] [--timeout 120]
+ *
+ * 1. Streaming: `--mib` MiB over loopback TCP from a child process (the sender) to this process
+ *    (the receiver), as raw bytes and through a pair of Channels (XX handshake, then one sealed
+ *    65519-byte message per frame, sent with Channel.sendPlaintext of one pre-encoded JSON object
+ *    `{"type":"data","pad":"xxx…"}`). The receiver runs three ways: the real Channel.receive()
+ *    (decrypt + UTF-8 decode + JSON parse), decrypt only (the receive CipherState on FrameReader
+ *    frames), and frames only (no decryption: what the sender alone can push). Ratios are
+ *    against the raw cipher (primitives.encrypt of 65519 bytes in this process) and raw TCP.
+ * 2. Latency: TCP connect to the first decrypted message (connect, XX handshake, the server's
+ *    first transport message decrypted and parsed by the client) against a raw TCP connect plus
+ *    a 1-byte round trip; the server in a child process, TCP_NODELAY on both sides.
+ *
+ * Every child is spawned with `Deno.execPath()` and `--allow-net=127.0.0.1` only, and killed in a
+ * `finally`; every wait is bounded, and the whole run by `--timeout` seconds. Timings are
+ * reported, never asserted: the exit status is 0 whether or not a target is met.
+ * MB = 10^6 bytes; MiB = 2^20 bytes.
+ * @module
+ */
+import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
+import { Channel, decodeMessage } from "../lib/channel.ts";
+import { encodeFrame } from "../lib/frame.ts";
+import { primitives } from "../lib/crypto.ts";
+import { CipherState } from "../lib/noise.ts";
+import { withDeadline } from "../lib/errors.ts";
+import { maximalDataMessage } from "./stream_peer.ts";
+
+const HOST = "127.0.0.1";
+const MIB = 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+const STEP_DEADLINE_MS = 60_000;
+const ROUND_DEADLINE_MS = 5_000;
+const LATENCY_WARMUP = 20;
+const ROOT = new URL("../", import.meta.url);
+const PEER = new URL("./stream_peer.ts", import.meta.url);
+
+// --- arguments -------------------------------------------------------------------
+
+function numberOption(name: string, fallback: number): number {
+  const at = Deno.args.indexOf(`--${name}`);
+  const inline = Deno.args.find((arg) => arg.startsWith(`--${name}=`));
+  const text = inline?.slice(name.length + 3) ?? (at >= 0 ? Deno.args[at + 1] : undefined);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!(Number.isFinite(value) && value > 0)) {
+    console.error(`--${name} must be a positive number, got ${text}`);
+    Deno.exit(2);
+  }
+  return value;
+}
+
+const mib = numberOption("mib", 256);
+const latencyRuns = Math.round(numberOption("runs", 200));
+const timeoutSeconds = numberOption("timeout", 120);
+const streamBytes = Math.round(mib * MIB);
+
+// --- children ----------------------------------------------------------------------
+
+const children = new Set<Deno.ChildProcess>();
+
+function spawnPeer(args: string[], stdin: "piped" | "null" = "null"): Deno.ChildProcess {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      `--config=${new URL("deno.json", ROOT).pathname}`,
+      "--allow-net=127.0.0.1",
+      PEER.pathname,
+      ...args,
+    ],
+    cwd: ROOT.pathname,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  children.add(child);
+  return child;
+}
+
+function stop(child: Deno.ChildProcess): void {
+  if (!children.delete(child)) return;
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already exited
+  }
+}
+
+async function stopAndCollect(child: Deno.ChildProcess): Promise<Deno.CommandOutput> {
+  const output = withDeadline(child.output(), 10_000, "child did not exit", () => stop(child));
+  try {
+    return await output;
+  } finally {
+    stop(child);
+  }
+}
+
+const overall = setTimeout(() => {
+  console.error(`stream.ts: overall timeout of ${timeoutSeconds} s reached; stopping children`);
+  for (const child of [...children]) stop(child);
+  Deno.exit(124);
+}, timeoutSeconds * 1000);
+
+// --- helpers ------------------------------------------------------------------------
+
+const mbPerSecond = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** The sender's JSON line from a child's stdout (its own elapsed time and counts). */
+function senderReport(output: Deno.CommandOutput): Record<string, number> {
+  const text = new TextDecoder().decode(output.stdout).trim();
+  if (!output.success || text === "") {
+    throw new Error(`sender failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+// --- in-process baselines --------------------------------------------------------------
+
+const plaintext = maximalDataMessage();
+
+/**
+ * MB/s of `work` run `count` times on `unit`-byte items: the best of three passes (the first
+ * pass warms the JIT and the heap, and a cold pass runs at half speed here).
+ */
+function rate(unit: number, count: number, work: () => void): number {
+  let best = 0;
+  for (let pass = 0; pass < 3; pass++) {
+    const start = performance.now();
+    for (let i = 0; i < count; i++) work();
+    best = Math.max(best, mbPerSecond(unit * count, performance.now() - start));
+  }
+  return best;
+}
+
+function inProcess(): Record<string, number> {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const nonce = new Uint8Array(12);
+  const count = Math.ceil(64 * MIB / plaintext.length); // 1025 messages a pass
+  const sealed = primitives.encrypt(key, nonce, EMPTY, plaintext);
+  const sealer = new CipherState(primitives);
+  sealer.initializeKey(key);
+  const opener = new CipherState(primitives);
+  opener.initializeKey(key);
+  return {
+    rawEncrypt: rate(plaintext.length, count, () => {
+      primitives.encrypt(key, nonce, EMPTY, plaintext);
+    }),
+    rawDecrypt: rate(plaintext.length, count, () => {
+      primitives.decrypt(key, nonce, EMPTY, sealed);
+    }),
+    sealAndFrame: rate(plaintext.length, count, () => {
+      encodeFrame(sealer.encryptWithAd(EMPTY, plaintext));
+    }),
+    openAndDecode: rate(plaintext.length, count, () => {
+      opener.setNonce(0);
+      decodeMessage(opener.decryptWithAd(EMPTY, sealed));
+    }),
+    decodeOnly: rate(plaintext.length, count, () => {
+      decodeMessage(plaintext);
+    }),
+  };
+}
+
+// --- streaming -------------------------------------------------------------------------
+
+type Receiver = "raw" | "channel" | "decrypt" | "frames";
+
+interface StreamResult {
+  bytes: number;
+  ms: number;
+  senderMs: number;
+  sealAndFrameMs?: number;
+}
+
+async function stream(receiver: Receiver): Promise<StreamResult> {
+  const identity = primitives.generateKeyPair();
+  const listener = Deno.listen({ hostname: HOST, port: 0, transport: "tcp" });
+  const child = spawnPeer([
+    receiver === "raw" ? "raw-send" : "channel-send",
+    String(listener.addr.port),
+    String(streamBytes),
+  ]);
+  let conn: Deno.TcpConn | undefined;
+  const closeAll = () => {
+    stop(child);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  };
+  try {
+    const received = withDeadline(
+      (async () => {
+        conn = await listener.accept();
+        conn.setNoDelay(true);
+        return await receive(conn, receiver, identity);
+      })(),
+      STEP_DEADLINE_MS,
+      `${receiver} stream did not finish`,
+      closeAll,
+    );
+    const { bytes, ms } = await received;
+    const sender = senderReport(await stopAndCollect(child));
+    return { bytes, ms, senderMs: sender.ms, sealAndFrameMs: sender.sealAndFrameMs };
+  } finally {
+    listener.close();
+    closeAll();
+  }
+}
+
+async function receive(
+  conn: Deno.TcpConn,
+  receiver: Receiver,
+  identity: ReturnType<typeof primitives.generateKeyPair>,
+): Promise<{ bytes: number; ms: number }> {
+  let bytes = 0;
+  if (receiver === "raw") {
+    const buffer = new Uint8Array(2 * 65537); // the FrameReader's buffer size
+    const start = performance.now();
+    for (let n; (n = await conn.read(buffer)) !== null;) bytes += n;
+    return { bytes, ms: performance.now() - start };
+  }
+  const session = await acceptHandshake(conn, identity, "receiver");
+  const start = performance.now();
+  if (receiver === "channel") {
+    const channel = new Channel(conn, session.send, session.receive, { reader: session.reader });
+    for (let message; (message = await channel.receive()) !== null;) {
+      if (message.type !== "data") throw new Error(`unexpected message ${message.type}`);
+      bytes += plaintext.length; // every message is the same maximal one
+    }
+  } else if (receiver === "decrypt") {
+    for (let frame; (frame = await session.reader.readFrame()) !== null;) {
+      bytes += session.receive.decryptWithAd(EMPTY, frame).length;
+    }
+  } else {
+    for (let frame; (frame = await session.reader.readFrame()) !== null;) {
+      bytes += frame.length - 16; // plaintext bytes carried, the tag excluded
+    }
+  }
+  return { bytes, ms: performance.now() - start };
+}
+
+// --- latency ---------------------------------------------------------------------------
+
+async function firstLine(child: Deno.ChildProcess): Promise<string> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("server exited before printing its port");
+      text += value;
+    }
+    return text.split("\n")[0];
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function latency(kind: "raw" | "secure"): Promise<number[]> {
+  const identity = primitives.generateKeyPair();
+  const child = spawnPeer([`${kind}-server`], "piped");
+  try {
+    const port = Number(
+      await withDeadline(firstLine(child), 30_000, "server did not start", () => stop(child)),
+    );
+    const times: number[] = [];
+    for (let i = 0; i < LATENCY_WARMUP + latencyRuns; i++) {
+      let conn: Deno.TcpConn | undefined;
+      const round = async () => {
+        const start = performance.now();
+        conn = await Deno.connect({ hostname: HOST, port });
+        conn.setNoDelay(true);
+        if (kind === "raw") {
+          const byte = Uint8Array.of(1);
+          await conn.write(byte);
+          if (await conn.read(byte) !== 1) throw new Error("no echo");
+        } else {
+          const session = await initiateHandshake(conn, identity, "client");
+          const channel = new Channel(conn, session.send, session.receive, {
+            reader: session.reader,
+          });
+          const message = await channel.receive();
+          if (message?.type !== "welcome") throw new Error("no welcome message");
+        }
+        return performance.now() - start;
+      };
+      try {
+        const ms = await withDeadline(round(), ROUND_DEADLINE_MS, `${kind} round`, () => {
+          try {
+            conn?.close();
+          } catch { /* closed */ }
+        });
+        if (i >= LATENCY_WARMUP) times.push(ms);
+      } finally {
+        try {
+          conn?.close();
+        } catch { /* closed */ }
+      }
+    }
+    return times.sort((a, b) => a - b);
+  } finally {
+    try {
+      await child.stdin.close();
+    } catch { /* closed */ }
+    stop(child);
+    await child.status;
+  }
+}
+
+// --- run ---------------------------------------------------------------------------------
+
+const pad = (text: string | number, width: number) => String(text).padStart(width);
+const fixed = (value: number, digits = 0) =>
+  value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+try {
+  console.log(
+    `chat transport benchmarks: ${mib} MiB streams, ${latencyRuns} latency rounds; ` +
+      `deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, ` +
+      `backend ${primitives.name}`,
+  );
+  const local = inProcess();
+  const raw = await stream("raw");
+  const channel = await stream("channel");
+  const decrypt = await stream("decrypt");
+  const frames = await stream("frames");
+
+  const rawTcp = mbPerSecond(raw.bytes, raw.ms);
+  const rows: [string, number, string][] = [
+    ["raw cipher: primitives.encrypt 65519 B, in-process (baseline)", local.rawEncrypt, "-"],
+    ["raw cipher: primitives.decrypt 65519 B, in-process", local.rawDecrypt, "-"],
+    ["raw TCP: plain bytes, 64 KiB writes, 2 processes (baseline)", rawTcp, "-"],
+    ["channel stream, receiver = Channel.receive() (decrypt+JSON)", 0, "channel"],
+    ["channel stream, receiver = CipherState decrypt only", 0, "decrypt"],
+    ["channel stream, receiver = FrameReader only (no decrypt)", 0, "frames"],
+    ["in-process: seal + encodeFrame (sender CPU work)", local.sealAndFrame, "-"],
+    ["in-process: decrypt + decodeMessage (receiver CPU work)", local.openAndDecode, "-"],
+    ["in-process: decodeMessage alone (UTF-8 + JSON.parse)", local.decodeOnly, "-"],
+  ];
+  const streams: Record<string, StreamResult> = { channel, decrypt, frames };
+  console.log();
+  console.log(
+    `| ${"measurement".padEnd(62)} | ${pad("MB/s", 7)} | ${pad("x raw cipher", 12)} | ${
+      pad("x raw TCP", 9)
+    } |`,
+  );
+  console.log(`|${"-".repeat(64)}|${"-".repeat(9)}|${"-".repeat(14)}|${"-".repeat(11)}|`);
+  for (const [label, value, key] of rows) {
+    const result = streams[key];
+    const mbs = result ? mbPerSecond(result.bytes, result.ms) : value;
+    console.log(
+      `| ${label.padEnd(62)} | ${pad(fixed(mbs), 7)} | ${
+        pad(fixed(mbs / local.rawEncrypt, 2), 12)
+      } | ${pad(fixed(mbs / rawTcp, 2), 9)} |`,
+    );
+  }
+  console.log();
+  for (const [key, result] of Object.entries(streams)) {
+    console.log(
+      `${key}: ${fixed(result.bytes / MIB, 1)} MiB in ${fixed(result.ms, 1)} ms at the receiver; ` +
+        `sender ${fixed(result.senderMs, 1)} ms, of which seal+frame ${
+          fixed(result.sealAndFrameMs ?? 0, 1)
+        } ms`,
+    );
+  }
+  console.log(`raw: ${fixed(raw.bytes / MIB, 1)} MiB in ${fixed(raw.ms, 1)} ms at the receiver`);
+  const streamRatio = mbPerSecond(channel.bytes, channel.ms) / local.rawEncrypt;
+  console.log(
+    `target: channel stream (real receive) >= 0.5 x raw cipher: ${fixed(streamRatio, 2)} -> ${
+      streamRatio >= 0.5 ? "met" : "MISSED"
+    }`,
+  );
+
+  const rawTimes = await latency("raw");
+  const secureTimes = await latency("secure");
+  console.log();
+  console.log(
+    `| ${`connect to first message (${latencyRuns} rounds)`.padEnd(48)}` +
+      ` | ${pad("median", 8)} | ${pad("p99", 9)} | ${pad("min", 8)} | ${pad("x raw median", 12)} |`,
+  );
+  console.log(
+    `|${"-".repeat(50)}|${"-".repeat(10)}|${"-".repeat(11)}|${"-".repeat(10)}|${"-".repeat(14)}|`,
+  );
+  const rawMedian = percentile(rawTimes, 50);
+  for (
+    const [label, times] of [
+      ["raw TCP connect + 1-byte round trip (baseline)", rawTimes],
+      ["connect + XX handshake + first message decrypted", secureTimes],
+    ] as const
+  ) {
+    const ms = (value: number) => `${fixed(value, 3)} ms`;
+    console.log(
+      `| ${label.padEnd(48)} | ${pad(ms(percentile(times, 50)), 8)} | ${
+        pad(ms(percentile(times, 99)), 9)
+      } | ${pad(ms(times[0]), 8)} | ${pad(fixed(percentile(times, 50) / rawMedian, 1), 12)} |`,
+    );
+  }
+  const median = percentile(secureTimes, 50), p99 = percentile(secureTimes, 99);
+  console.log(
+    `target: connect to first message < 5 ms: median ${fixed(median, 3)} ms, p99 ${
+      fixed(p99, 3)
+    } ms -> ${p99 < 5 ? "met (p99)" : median < 5 ? "met (median), p99 over" : "MISSED"}`,
+  );
+} finally {
+  clearTimeout(overall);
+  for (const child of [...children]) stop(child);
+}
