@@ -16,8 +16,10 @@ export interface TerminalOptions {
   interactive: boolean;
   /** Received messages as JSON lines (non-interactive output). */
   json: boolean;
-  /** ANSI colours (interactive only; off with NO_COLOR). */
+  /** ANSI colours on stdout (interactive only; off with NO_COLOR). */
   color: boolean;
+  /** ANSI colours on stderr (as `color`, and only if stderr is a terminal too). */
+  colorErrors: boolean;
 }
 
 /** What the terminal reports. */
@@ -34,7 +36,8 @@ export interface TerminalInput {
 export function detectTerminal(json: boolean): TerminalOptions {
   const interactive = !json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
-  return { interactive, json, color: interactive && !noColor };
+  const color = interactive && !noColor;
+  return { interactive, json, color, colorErrors: color && Deno.stderr.isTerminal() };
 }
 
 // C0 and C1 controls (escape sequences could rewrite the screen) and bidirectional overrides
@@ -68,10 +71,12 @@ function clock(at: Date): string {
 export class Terminal {
   readonly options: TerminalOptions;
   readonly #rl: readline.Interface;
+  readonly #promptWidth: number;
   #closed = false;
 
   constructor(options: TerminalOptions, input: TerminalInput, prompt = "> ") {
     this.options = options;
+    this.#promptWidth = prompt.length;
     this.#rl = readline.createInterface({
       input: process.stdin,
       output: options.interactive ? process.stdout : undefined,
@@ -106,16 +111,31 @@ export class Terminal {
     );
   }
 
+  /**
+   * Shows a line the user just sent like any other message: at a terminal, the echo that
+   * readline left (`> text`) is replaced by `HH:MM name: text`. Nothing elsewhere (a pipe's
+   * lines are the user's own data; echoing them to stdout would mix them with received ones).
+   */
+  sent(name: string, text: string, at = new Date()): void {
+    if (!this.options.interactive || this.#closed) return;
+    const columns = process.stdout.columns || 80;
+    const rows = Math.max(1, Math.ceil((this.#promptWidth + text.length) / columns));
+    readline.moveCursor(process.stdout, 0, -rows);
+    readline.clearScreenDown(process.stdout);
+    this.message(name, text, at);
+  }
+
   /** Something about the chat (who joined, who is here), on stderr; dim and timed in a terminal. */
   info(text: string, at = new Date()): void {
     if (!this.options.interactive) return this.#above(`chat: ${sanitize(text)}`, Deno.stderr);
-    this.#above(paint(this.options.color, 2, `${clock(at)} -- ${sanitize(text)}`), Deno.stderr);
+    const line = `${clock(at)} -- ${sanitize(text)}`;
+    this.#above(paint(this.options.colorErrors, 2, line), Deno.stderr);
   }
 
   /** Something wrong, on stderr as `chat: error:` and `chat: hint:` lines (red in a terminal). */
   error(text: string, hints: string[] = []): void {
     const lines = [`chat: error: ${sanitize(text)}`, ...hints.map((h) => `chat: hint: ${h}`)];
-    const painted = lines.map((line) => paint(this.options.color, 31, line));
+    const painted = lines.map((line) => paint(this.options.colorErrors, 31, line));
     this.#above(painted.join("\n"), Deno.stderr);
   }
 

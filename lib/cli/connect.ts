@@ -107,6 +107,7 @@ export async function connect(
       return terminal.error(problem);
     }
     chat.say(text).catch(() => {}); // a failed send shows up as the chat ending
+    terminal.sent(chat.session.name, text);
   };
   const leave = () => void chat.leave();
   const terminal: Terminal = new Terminal(view, {

@@ -142,8 +142,9 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       line(text) {
         const say = (line: string) => {
           const problem = lineProblem(line);
-          if (problem) terminal?.error(problem);
-          else server.say(line);
+          if (problem) return terminal?.error(problem);
+          server.say(line);
+          terminal?.sent(name, line);
         };
         if (!view.interactive) {
           if (text) say(text); // a pipe: every line is said, verbatim

@@ -1,0 +1,61 @@
+import { assert } from "./helpers.ts";
+import { colorOf, sanitize } from "../lib/tty.ts";
+import { parseTarget } from "../lib/cli/connect.ts";
+import { parseLimits } from "../lib/cli/serve.ts";
+import { UserError } from "../lib/cli/output.ts";
+import { lineProblem } from "../lib/lines.ts";
+
+Deno.test("sanitize() neutralises escape sequences, controls and bidi overrides", () => {
+  assert.equal(sanitize("\x1b[2Jgotcha"), "\ufffd[2Jgotcha");
+  assert.equal(sanitize("a\rb\nc\x00d\x7fe\x9bf"), "a\ufffdb\ufffdc\ufffdd\ufffde\ufffdf");
+  assert.equal(sanitize("evil\u202egnp.exe"), "evil\ufffdgnp.exe");
+  assert.equal(sanitize("tab\there ünïcödé ✓"), "tab here ünïcödé ✓");
+});
+
+Deno.test("colorOf() gives a name the same colour every time, and varies across names", () => {
+  assert.equal(colorOf("alice"), colorOf("alice"));
+  const colours = new Set(["alice", "bob", "carol", "dave", "erin", "frank"].map(colorOf));
+  assert.ok(colours.size > 2);
+});
+
+Deno.test("parseTarget() reads HOST, HOST:PORT and IPv6 forms", () => {
+  assert.deepEqual(parseTarget("example.org"), { hostname: "example.org", port: 7447 });
+  assert.deepEqual(parseTarget("127.0.0.1:9000"), { hostname: "127.0.0.1", port: 9000 });
+  assert.deepEqual(parseTarget("[::1]:9000"), { hostname: "::1", port: 9000 });
+  assert.deepEqual(parseTarget("[::1]"), { hostname: "::1", port: 7447 });
+  assert.deepEqual(parseTarget("::1"), { hostname: "::1", port: 7447 });
+  for (const bad of ["", ":80", "host:0", "host:65536", "host:x"]) {
+    assert.throws(
+      () => parseTarget(bad),
+      (e: unknown) => e instanceof UserError && e.exitCode === 2,
+    );
+  }
+});
+
+Deno.test("parseLimits() turns seconds into milliseconds and refuses non-positive values", () => {
+  const limits = parseLimits({
+    host: "h",
+    port: "1",
+    name: "n",
+    handshakeTimeout: "2.5",
+    rate: "5",
+    keepalive: "4",
+  });
+  assert.equal(limits.handshakeTimeoutMs, 2500);
+  assert.equal(limits.rateLinesPerSecond, 5);
+  assert.equal(limits.peerSilenceMs, 12_000);
+  for (const bad of ["0", "-1", "abc", "1e3", ""]) {
+    assert.throws(
+      () => parseLimits({ host: "h", port: "1", name: "n", maxMembers: bad }),
+      /--max-members: expected a positive number/,
+    );
+  }
+});
+
+Deno.test("lineProblem() refuses empty lines and lines over the server's limit, in bytes", () => {
+  assert.equal(lineProblem("hello"), undefined);
+  assert.match(lineProblem("")!, /empty/);
+  assert.equal(lineProblem("é".repeat(5), 10), undefined);
+  assert.match(lineProblem("é".repeat(6), 10)!, /12 bytes; this server takes at most 10/);
+  assert.match(lineProblem("x".repeat(70_000))!, /too long for one message/);
+});
