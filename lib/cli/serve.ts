@@ -12,7 +12,6 @@ import type { Context } from "./context.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printInfo, UserError } from "./output.ts";
 import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
-import { lineProblem } from "../lines.ts";
 
 /** Options of `chat serve` (limits as given on the command line, checked here). */
 export interface ServeOptions {
@@ -141,9 +140,11 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     terminal = new Terminal(view, {
       line(text) {
         const say = (line: string) => {
-          const problem = lineProblem(line);
-          if (problem) return terminal?.error(problem);
-          server.say(line);
+          try {
+            server.say(line); // checks the line against the server's own --max-line-bytes
+          } catch (error) {
+            return terminal?.error((error as Error).message);
+          }
           terminal?.sent(name, line);
         };
         if (!view.interactive) {
