@@ -47,6 +47,13 @@ export const SECRET_FILE_MODE = 0o600;
 /** Mode of new public files (public key, allowlist, known servers). */
 export const PUBLIC_FILE_MODE = 0o644;
 
+/**
+ * Whether files have Unix modes. Windows has none (Deno.chmod only toggles the read-only bit
+ * there, and the group/other bits mean nothing): the folder's ACL, inherited from the user's
+ * profile folder, is what keeps the secret key private, so no chmod is done and no mode checked.
+ */
+const UNIX_MODES = Deno.build.os !== "windows";
+
 /** What went wrong, for callers that branch (the CLI adds hints per code). */
 export type KeystoreErrorCode =
   | "NO_FOLDER" // the keys folder does not exist
@@ -171,7 +178,8 @@ export class Keystore {
     }
     try {
       await Deno.mkdir(this.dir, { recursive: true, mode: FOLDER_MODE });
-      await Deno.chmod(this.dir, FOLDER_MODE); // the umask may have taken bits away; keep 0700
+      // the umask may have taken bits away; keep 0700
+      if (UNIX_MODES) await Deno.chmod(this.dir, FOLDER_MODE);
     } catch (error) {
       throw fsError(error, "create the keys folder", this.dir);
     }
@@ -215,7 +223,7 @@ export class Keystore {
     const info = await statOrUndefined(path, "read");
     if (!info) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
     if (!info.isFile) throw new KeystoreError("BAD_IDENTITY", `${path} is not a file`);
-    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    if (UNIX_MODES && info.mode !== null && (info.mode & 0o077) !== 0) {
       throw new KeystoreError(
         "INSECURE_MODE",
         `the secret key file ${path} is accessible by group or others ` +
@@ -482,7 +490,8 @@ export async function writeFileAtomic(
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(temporary, { createNew: true, write: true, mode });
-    await Deno.chmod(temporary, mode); // the umask only removes bits; set the exact mode
+    // the umask only removes bits; set the exact mode
+    if (UNIX_MODES) await Deno.chmod(temporary, mode);
     for (let written = 0; written < bytes.length;) {
       written += await file.write(bytes.subarray(written));
     }
