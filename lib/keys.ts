@@ -405,22 +405,25 @@ export function parseAllowlist(text: string): ParsedFile<AllowEntry> {
   const lines = splitLines(text);
   const entries: AllowEntry[] = [];
   const errors: LineError[] = [];
+  // Maps, not scans: a server re-reads this file for every handshake.
+  const lineOfKey = new Map<string, number>();
+  const lineOfLabel = new Map<string, number>();
   lines.forEach((raw, index) => {
     const line = index + 1;
     try {
       const parsed = parseAllowLine(raw);
       if (!parsed) return;
-      const sameKeyEntry = entries.find((entry) => sameKey(entry.key, parsed.key));
-      if (sameKeyEntry) {
-        throw new SyntaxError(`the key is already listed on line ${sameKeyEntry.line}`);
+      const keyText = encodePublicKey(parsed.key);
+      const keyLine = lineOfKey.get(keyText);
+      if (keyLine !== undefined) {
+        throw new SyntaxError(`the key is already listed on line ${keyLine}`);
       }
-      const sameLabel = parsed.label !== undefined &&
-        entries.find((entry) => entry.label === parsed.label);
-      if (sameLabel) {
-        throw new SyntaxError(
-          `the label "${parsed.label}" is already used on line ${sameLabel.line}`,
-        );
+      const labelLine = parsed.label === undefined ? undefined : lineOfLabel.get(parsed.label);
+      if (labelLine !== undefined) {
+        throw new SyntaxError(`the label "${parsed.label}" is already used on line ${labelLine}`);
       }
+      lineOfKey.set(keyText, line);
+      if (parsed.label !== undefined) lineOfLabel.set(parsed.label, line);
       entries.push({ ...parsed, line });
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;

@@ -312,7 +312,13 @@ export class Keystore {
   /** Reads the allowlist; a missing file is an empty list (the folder must exist). */
   async readAllowlist(): Promise<ParsedFile<AllowEntry>> {
     await this.checkFolder();
-    return parseAllowlist(await readTextOrEmpty(this.paths.allowed));
+    return parseAllowlist(await this.readAllowlistText());
+  }
+
+  /** The allowlist file's text ("" when there is none), for callers that cache the parse. */
+  async readAllowlistText(): Promise<string> {
+    await this.checkFolder();
+    return await readTextOrEmpty(this.paths.allowed);
   }
 
   /**

@@ -4,14 +4,30 @@
  * server never has to cut or drop a line it accepted.
  * @module
  */
-import { encodeMessage } from "./channel.ts";
+import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
 
 /** The longest display name the server gives: a 32-character name, `~`, 16 hex digits. */
 export const MAX_DISPLAY_NAME_LENGTH = 49;
 
 const LONGEST_FROM = "x".repeat(MAX_DISPLAY_NAME_LENGTH);
 
-const utf8 = new TextEncoder();
+/** The UTF-8 length of `text` without encoding it (lone surrogates count as U+FFFD, 3 bytes). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
 
 /**
  * Returns why `text` cannot be sent as a chat line, or undefined if it can. `maxLineBytes` is the
@@ -19,15 +35,15 @@ const utf8 = new TextEncoder();
  */
 export function lineProblem(text: string, maxLineBytes = Infinity): string | undefined {
   if (text.length === 0) return "the line is empty";
-  const bytes = utf8.encode(text).length;
+  const bytes = utf8Length(text);
   if (bytes > maxLineBytes) {
     return `the line is too long (${bytes} bytes; this server takes at most ${maxLineBytes}); ` +
       "nothing was sent";
   }
-  try {
-    encodeMessage({ type: "msg", from: LONGEST_FROM, text });
-    return undefined;
-  } catch (error) {
-    return `the line is too long for one message (${(error as Error).message}); nothing was sent`;
+  const relayed = utf8Length(JSON.stringify({ type: "msg", from: LONGEST_FROM, text }));
+  if (relayed > MAX_PLAINTEXT_BYTES) {
+    return `the line is too long for one message (${relayed} bytes as relayed, over the ` +
+      `${MAX_PLAINTEXT_BYTES}-byte limit); nothing was sent`;
   }
+  return undefined;
 }

@@ -3,7 +3,7 @@ import { colorOf, sanitize } from "../lib/tty.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
 import { parseLimits } from "../lib/cli/serve.ts";
 import { UserError } from "../lib/cli/output.ts";
-import { lineProblem } from "../lib/lines.ts";
+import { lineProblem, utf8Length } from "../lib/lines.ts";
 
 Deno.test("sanitize() neutralises escape sequences, controls and bidi overrides", () => {
   assert.equal(sanitize("\x1b[2Jgotcha"), "\ufffd[2Jgotcha");
@@ -58,4 +58,22 @@ Deno.test("lineProblem() refuses empty lines and lines over the server's limit, 
   assert.equal(lineProblem("é".repeat(5), 10), undefined);
   assert.match(lineProblem("é".repeat(6), 10)!, /12 bytes; this server takes at most 10/);
   assert.match(lineProblem("x".repeat(70_000))!, /too long for one message/);
+});
+
+Deno.test("utf8Length() agrees with TextEncoder, surrogate pairs and lone surrogates included", () => {
+  const encoder = new TextEncoder();
+  for (
+    const text of [
+      "",
+      "ascii",
+      "é",
+      "€uro",
+      "😀 emoji",
+      "a\ud800b",
+      "\udc00",
+      "mixed ü € 😀 \ud83d",
+    ]
+  ) {
+    assert.equal(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
+  }
 });
