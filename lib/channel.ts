@@ -31,6 +31,17 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const lenientUtf8 = new TextDecoder("utf-8");
 
 /**
+ * What one queued frame costs beyond its bytes, counted against `maxQueuedBytes`: the frame's
+ * typed array and the caller's promise and handler (~370 bytes of heap per queued 64-byte frame,
+ * measured with 100,000 queued lines). Without it, 1 MiB "queued" of small frames took ~12 MiB.
+ */
+const QUEUED_FRAME_OVERHEAD_BYTES = 384;
+
+function queuedCost(frame: Uint8Array): number {
+  return frame.length + QUEUED_FRAME_OVERHEAD_BYTES;
+}
+
+/**
  * Decodes UTF-8, throwing on invalid input. The lenient decoder is ~9x faster here than the
  * fatal one on 64 KB; it replaces invalid sequences with U+FFFD, so text without U+FFFD proves
  * the input was valid, and only text that has one is decoded again strictly.
@@ -86,7 +97,13 @@ export class Channel {
   readonly #receiver: MessageCipher;
   readonly #reader: FrameReader;
   readonly #maxQueuedBytes: number;
-  #writing: Promise<void> = Promise.resolve();
+  // The send queue: frames not yet handed to the writer, and the one promise they all settle
+  // with. A promise chain link per frame cost ~780 bytes of heap per queued 64-byte frame (measured
+  // with 100,000 queued lines), so a capped queue of small frames could still take ~12x its cap.
+  #queue: Uint8Array[] = [];
+  #batch: PromiseWithResolvers<void> | undefined;
+  #drained: Promise<void> = Promise.resolve();
+  #draining = false;
   #queuedBytes = 0;
   #closed = false;
 
@@ -108,7 +125,7 @@ export class Channel {
     return this.#closed;
   }
 
-  /** Bytes handed to send() and not yet written. */
+  /** Bytes handed to send() and not yet written, each frame counted with its overhead (queuedCost). */
   get queuedBytes(): number {
     return this.#queuedBytes;
   }
@@ -121,27 +138,50 @@ export class Channel {
     return this.sendPlaintext(encodeMessage(message));
   }
 
-  /** Seals an already encoded message (see encodeMessage) and writes it as one frame. */
+  /**
+   * Seals an already encoded message (see encodeMessage) and writes it as one frame. Frames queued
+   * together settle together: if a write fails, every send still queued with it fails too.
+   */
   sendPlaintext(plaintext: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new ProtocolError("channel is closed"));
     const frame = encodeFrame(this.#sender.encryptWithAd(NO_AD, plaintext));
-    if (this.#queuedBytes + frame.length > this.#maxQueuedBytes) {
+    if (this.#queuedBytes + queuedCost(frame) > this.#maxQueuedBytes) {
       this.close();
       return Promise.reject(
         new ProtocolError(`peer is not reading: over ${this.#maxQueuedBytes} bytes queued`),
       );
     }
-    this.#queuedBytes += frame.length;
-    const written = this.#writing.then(async () => {
+    this.#queuedBytes += queuedCost(frame);
+    this.#queue.push(frame);
+    this.#batch ??= Promise.withResolvers<void>();
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#drained = Promise.resolve().then(() => this.#drain());
+    }
+    return this.#batch.promise;
+  }
+
+  /** Writes queued frames in order, one write per frame, until the queue is empty. */
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const frames = this.#queue;
+      const batch = this.#batch!;
+      this.#queue = [];
+      this.#batch = undefined;
+      let written = 0;
       try {
-        await writeAll(this.connection, frame);
-      } finally {
-        this.#queuedBytes -= frame.length;
+        for (; written < frames.length; written++) {
+          await writeAll(this.connection, frames[written]);
+          this.#queuedBytes -= queuedCost(frames[written]);
+        }
+        batch.resolve();
+      } catch (error) {
+        // A failed write fails this batch; later sends fail on their own (the socket is gone).
+        for (; written < frames.length; written++) this.#queuedBytes -= queuedCost(frames[written]);
+        batch.reject(error);
       }
-    });
-    // A failed write fails that send; later sends fail on their own (the socket is gone).
-    this.#writing = written.catch(() => {});
-    return written;
+    }
+    this.#draining = false;
   }
 
   /**
@@ -180,7 +220,7 @@ export class Channel {
 
   /** Waits until every queued frame is written (or failed). */
   flush(): Promise<void> {
-    return this.#writing;
+    return this.#drained;
   }
 
   /** Closes the connection; idempotent. Pending receives end with null. */

@@ -199,7 +199,11 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
           : Infinity,
     };
   } catch (error) {
-    control.close();
+    // The deadline, or controlChannel.close() after the join, may have closed it already: a
+    // second close would throw BadResource and hide the real error.
+    try {
+      control.close();
+    } catch { /* already closed */ }
     channel?.close();
     throw error;
   }

@@ -69,11 +69,21 @@ function checkLimit(limit: number): number {
   return limit;
 }
 
-/** Reads frames from a byte stream with one fixed buffer of 2 x (header + max frame). */
+/** The buffer that holds two whole frames of up to `limit` bytes (see FrameReader.#fill). */
+function bufferBytes(limit: number): number {
+  return 2 * (FRAME_HEADER_BYTES + limit);
+}
+
+/**
+ * Reads frames from a byte stream with one buffer of 2 x (header + limit), grown (once, never
+ * shrunk) when the limit is raised. Sized by the limit rather than the protocol maximum so that
+ * a handshake in flight (limit 1024) holds 2 KiB, not 128 KiB: a stranger's half-open
+ * connections must stay cheap (2,000 garbage connections grew the server by ~47 MiB before).
+ */
 export class FrameReader {
   readonly #source: ByteReader;
   #maxFrameBytes: number;
-  readonly #buffer: Uint8Array;
+  #buffer: Uint8Array;
   #start = 0;
   #end = 0;
 
@@ -81,7 +91,7 @@ export class FrameReader {
   constructor(source: ByteReader, maxFrameBytes = MAX_FRAME_BYTES) {
     this.#source = source;
     this.#maxFrameBytes = checkLimit(maxFrameBytes);
-    this.#buffer = new Uint8Array(2 * (FRAME_HEADER_BYTES + MAX_FRAME_BYTES));
+    this.#buffer = new Uint8Array(bufferBytes(this.#maxFrameBytes));
   }
 
   /** The largest frame body accepted now (the handshake runs with a lower one). */
@@ -91,6 +101,14 @@ export class FrameReader {
 
   set maxFrameBytes(limit: number) {
     this.#maxFrameBytes = checkLimit(limit);
+    if (this.#buffer.length < bufferBytes(limit)) {
+      // keep the bytes already received (the peer's next frames may be among them)
+      const grown = new Uint8Array(bufferBytes(limit));
+      grown.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#end -= this.#start;
+      this.#start = 0;
+      this.#buffer = grown;
+    }
   }
 
   /** Bytes received but not yet returned as frames. */

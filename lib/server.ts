@@ -183,7 +183,7 @@ export class ChatServer {
     try {
       this.#listener?.close();
     } catch { /* already closed */ }
-    for (const pending of this.#pending) pending.connection.close();
+    for (const pending of this.#pending) closeQuietly(pending.connection);
     for (const session of this.#sessions.values()) this.#end(session, "left", { type: "bye" });
     await Promise.allSettled([...this.#tasks]);
   }
@@ -220,7 +220,7 @@ export class ChatServer {
       : undefined;
     if (victim) {
       this.#pending.delete(victim);
-      victim.connection.close();
+      closeQuietly(victim.connection); // its deadline may have closed it a moment ago
     }
     this.#pending.add(pending);
     return pending;
@@ -236,11 +236,11 @@ export class ChatServer {
         acceptHandshake(connection, this.#config.identity, this.#config.name),
         this.#limits.handshakeTimeoutMs,
         "handshake timed out",
-        () => connection.close(),
+        () => closeQuietly(connection), // shedding may have closed it; a throw here would crash
       );
     } catch (error) {
       if (this.#pending.delete(pending)) {
-        connection.close();
+        closeQuietly(connection); // the deadline may have closed it already
         if (!this.#closing) this.#config.log(`handshake from ${remote} failed: ${reason(error)}`);
       }
       return;
@@ -480,6 +480,13 @@ export class TokenBucket {
     this.#tokens -= 1;
     return this.#tokens >= 0 ? 0 : (-this.#tokens / this.ratePerSecond) * 1000;
   }
+}
+
+/** Closes `connection` unless it is already closed (a second close throws BadResource). */
+function closeQuietly(connection: Deno.Conn): void {
+  try {
+    connection.close();
+  } catch { /* already closed */ }
 }
 
 function reason(error: unknown): string {

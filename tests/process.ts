@@ -40,6 +40,11 @@ export class ChatProcess {
     this.status = this.#child.status;
   }
 
+  /** The process id (the load and attack tests read its memory from /proc). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   async #collect(stream: ReadableStream<Uint8Array>, lines: string[]): Promise<void> {
     let partial = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
