@@ -6,7 +6,7 @@
  * the order in which a sender's lines are said is the order every receiver gets them.
  * @module
  */
-import type { Message } from "./channel.ts";
+import { encodeMessage, type Message } from "./channel.ts";
 
 /** Someone in the room: a connected client or the server's operator. */
 export interface Member {
@@ -16,8 +16,11 @@ export interface Member {
   readonly name: string;
   /** The key's fingerprint, or "" for the operator. */
   readonly fingerprint: string;
-  /** Hands one message to this member; must not throw (a member that fails removes itself). */
-  deliver(message: Message): void;
+  /**
+   * Hands one message to this member, with its encoding (done once per broadcast, not once per
+   * member); must not throw (a member that fails removes itself).
+   */
+  deliver(message: Message, plaintext: Uint8Array): void;
 }
 
 /** Why someone left, as carried in presence messages. */
@@ -105,8 +108,9 @@ export class Room {
   }
 
   #broadcast(message: Message, exceptId: number | undefined): void {
+    let plaintext: Uint8Array | undefined;
     for (const member of this.#members.values()) {
-      if (member.id !== exceptId) member.deliver(message);
+      if (member.id !== exceptId) member.deliver(message, plaintext ??= encodeMessage(message));
     }
   }
 }

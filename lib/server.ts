@@ -347,16 +347,11 @@ export class ChatServer {
       id: session.id,
       name,
       fingerprint: print,
-      deliver: (message) => {
-        const drop = (error: unknown) => {
+      deliver: (_message, plaintext) => {
+        channel.sendPlaintext(plaintext).catch((error) => {
           this.#end(session, "dropped");
           this.#config.log(`${name} dropped: ${reason(error)}`);
-        };
-        try {
-          channel.send(message).catch(drop);
-        } catch (error) {
-          drop(error); // cannot happen for lines that passed lineProblem(); never throw here
-        }
+        });
       },
     };
     this.#room.join(member);

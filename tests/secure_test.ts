@@ -2,7 +2,7 @@
  * The handshake and channel over real TCP sockets on 127.0.0.1, with hostile peers: each bad
  * input must end that one connection with a clear error and never yield a decrypted message.
  */
-import { assert, assertRejects } from "./helpers.ts";
+import { assert, assertRejects, concatBytes } from "./helpers.ts";
 import { Channel, decodeMessage, type Message } from "../lib/channel.ts";
 import { primitives } from "../lib/crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
@@ -53,7 +53,15 @@ function sealedFrames(channel: Channel, messages: Message[]): Promise<Uint8Array
   };
   return Promise.all(messages.map((m) => channel.send(m))).then(() => {
     channel.connection.write = original;
-    return frames;
+    // small frames queued together are coalesced into one write: cut them apart again
+    const wire = concatBytes(...frames);
+    const cut: Uint8Array[] = [];
+    for (let offset = 0; offset < wire.length;) {
+      const length = (wire[offset] << 8) | wire[offset + 1];
+      cut.push(wire.slice(offset, offset + 2 + length));
+      offset += 2 + length;
+    }
+    return cut;
   });
 }
 
