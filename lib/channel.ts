@@ -215,9 +215,10 @@ export class Channel {
   }
 
   /**
-   * The next message, or null when the peer closed cleanly. Waits at most `timeoutMs`, then
-   * closes the channel and throws TimeoutError. Throws ProtocolError on a bad frame, a frame that
-   * fails to decrypt (the receive nonce does not advance) or a malformed message.
+   * The next message, or null when the peer closed (or reset) the connection. Waits at most
+   * `timeoutMs`, then closes the channel and throws TimeoutError. Throws ProtocolError on a bad
+   * frame, a frame that fails to decrypt (the receive nonce does not advance) or a malformed
+   * message.
    */
   receive(timeoutMs = Infinity): Promise<Message | null> {
     return withDeadline(
@@ -235,6 +236,9 @@ export class Channel {
     } catch (error) {
       if (error instanceof ProtocolError) throw error;
       if (this.#closed) return null; // we closed it ourselves while a read was pending
+      // A reset is the peer vanishing (a killed process with unread input resets instead of
+      // closing): report it as the end of the connection, as the kernel's timing decides.
+      if (error instanceof Deno.errors.ConnectionReset) return null;
       throw new ProtocolError(`connection failed: ${(error as Error).message}`, { cause: error });
     }
     if (frame === null) return null;

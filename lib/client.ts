@@ -11,7 +11,7 @@ import {
   HANDSHAKE_TIMEOUT_MS,
   JOIN_TIMEOUT_MS,
   KEEPALIVE_INTERVAL_MS,
-  PEER_SILENCE_MS,
+  KEEPALIVE_MISSES,
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
@@ -83,6 +83,13 @@ export interface ClientSession {
   members: string[];
   /** The longest line the server relays (from its welcome; unlimited if it did not say). */
   maxLineBytes: number;
+  /** How often to send keepalives: the server's interval from its welcome, else the default. */
+  keepaliveMs: number;
+}
+
+/** A positive integer field of a message, or `fallback`. */
+function positiveInteger(value: unknown, fallback: number, minimum = 1): number {
+  return Number.isSafeInteger(value) && (value as number) >= minimum ? value as number : fallback;
 }
 
 /** `host:port` as pins are keyed (IPv6 in brackets). */
@@ -184,6 +191,9 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
     if (welcome.type === "error") {
       throw new ServerRefusedError(String(welcome.code), String(welcome.message ?? ""));
     }
+    if (welcome.type === "bye") {
+      throw new ServerRefusedError("closing", "the server is shutting down");
+    }
     if (welcome.type !== "welcome" || typeof welcome.name !== "string") {
       throw new ProtocolError(`expected a welcome message, got "${welcome.type}"`);
     }
@@ -193,10 +203,9 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       serverName: typeof welcome.server === "string" ? welcome.server : "server",
       name: welcome.name,
       members: Array.isArray(welcome.members) ? welcome.members.map(String) : [],
-      maxLineBytes:
-        Number.isInteger(welcome.max_line_bytes) && (welcome.max_line_bytes as number) > 0
-          ? welcome.max_line_bytes as number
-          : Infinity,
+      maxLineBytes: positiveInteger(welcome.max_line_bytes, Infinity),
+      // never below 1 s, whatever a server says: a keepalive storm helps nobody
+      keepaliveMs: positiveInteger(welcome.keepalive_ms, KEEPALIVE_INTERVAL_MS, 1000),
     };
   } catch (error) {
     // The deadline, or controlChannel.close() after the join, may have closed it already: a
@@ -229,13 +238,16 @@ export class ClientChat {
   readonly session: ClientSession;
   readonly ended: Promise<ChatEnd>;
   #leaving = false;
+  readonly #silenceMs: number;
   readonly #keepalive: ReturnType<typeof setInterval>;
 
   constructor(session: ClientSession, handlers: ChatHandlers) {
     this.session = session;
+    // three missed keepalives of the server's interval (45 s with the default 15 s)
+    this.#silenceMs = KEEPALIVE_MISSES * session.keepaliveMs;
     this.#keepalive = setInterval(() => {
       session.channel.send({ type: "keepalive" }).catch(() => {});
-    }, KEEPALIVE_INTERVAL_MS);
+    }, session.keepaliveMs);
     this.ended = this.#receiveLoop(handlers).finally(() => {
       clearInterval(this.#keepalive);
       session.channel.close();
@@ -270,7 +282,7 @@ export class ClientChat {
     const channel = this.session.channel;
     try {
       while (true) {
-        const message: Message | null = await channel.receive(PEER_SILENCE_MS);
+        const message: Message | null = await channel.receive(this.#silenceMs);
         if (message === null) {
           return this.#leaving
             ? { kind: "left" }
@@ -307,7 +319,7 @@ export class ClientChat {
     } catch (error) {
       if (this.#leaving) return { kind: "left" };
       if (error instanceof TimeoutError) {
-        return { kind: "lost", reason: `the server was silent for ${PEER_SILENCE_MS / 1000} s` };
+        return { kind: "lost", reason: `the server was silent for ${this.#silenceMs / 1000} s` };
       }
       return { kind: "lost", reason: (error as Error).message };
     }

@@ -51,8 +51,10 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const JOIN_TIMEOUT_MS = 10_000;
 /** Each side sends a keepalive this often, so a silent peer can be told from a dead one. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
+/** A peer that misses this many keepalive intervals in a row is taken for dead. */
+export const KEEPALIVE_MISSES = 3;
 /** A peer silent for this long (three keepalives missed) is taken for dead. */
-export const PEER_SILENCE_MS = 45_000;
+export const PEER_SILENCE_MS = KEEPALIVE_MISSES * KEEPALIVE_INTERVAL_MS;
 /** How often a running server re-reads the allowlist to end revoked sessions. */
 export const REVOKE_CHECK_MS = 1_000;
 /** Handshakes in flight at once; past it the oldest pending one is shed for the newcomer. */

@@ -342,6 +342,7 @@ export class ChatServer {
       server: this.#config.name,
       members: this.#room.names(),
       max_line_bytes: this.#limits.maxLineBytes,
+      keepalive_ms: this.#limits.keepaliveMs,
     }).catch(() => {});
     const member: Member = {
       id: session.id,

@@ -8,6 +8,7 @@ import { primitives } from "../lib/crypto.ts";
 import { encodeFrame, writeAll } from "../lib/frame.ts";
 import { encodePublicKey, formatIdentity } from "../lib/keys.ts";
 import { initiateHandshake } from "../lib/secure.ts";
+import { joinServer } from "../lib/client.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
@@ -308,3 +309,36 @@ e2e("bad serve and connect arguments are usage errors (exit 2)", async (s) => {
     assert.match(result.stderr, /^chat: error: /m);
   }
 });
+
+e2e(
+  "keepalive: an idle client follows the server's interval; a silent peer is found dead",
+  async (s) => {
+    await s.keygen("srv");
+    await s.run(["--keys", "srv", "allow", await s.keygen("liz"), "--name", "liz"]);
+    const silent = primitives.generateKeyPair();
+    await s.run(["--keys", "srv", "allow", encodePublicKey(silent.publicKey), "--name", "mute"]);
+    const { server, address } = await s.serve("srv", ["--keepalive", "1", "--headless"]);
+    const [hostname, port] = [address.split(":")[0], Number(address.split(":")[1])];
+
+    const idle = s.spawn(["--keys", "liz", "connect", address, "--stay"]);
+    await idle.waitFor("stderr", /joined/);
+    // a peer that joins and then says nothing at all, not even keepalives
+    const mute = await joinServer({
+      hostname,
+      port,
+      identity: silent,
+      name: "mute",
+      pins: {
+        lookupServer: () => Promise.resolve(undefined),
+        pinServer: () => Promise.resolve(undefined),
+      },
+    });
+    assert.equal(mute.keepaliveMs, 1000);
+    const joinedAt = Date.now();
+    await server.waitFor("stderr", /mute left \(lost\)/, 6000);
+    const foundAfter = Date.now() - joinedAt;
+    assert.ok(foundAfter >= 2500 && foundAfter < 5500, `found dead after ${foundAfter} ms`);
+    assert.ok(!server.stderr.some((line) => /liz left/.test(line)), "the idle client stays");
+    mute.channel.close();
+  },
+);

@@ -3,7 +3,7 @@
  * the operator quits or the process is signalled; then bye to everyone and exit 0.
  * @module
  */
-import { Exit } from "../constants.ts";
+import { Exit, KEEPALIVE_MISSES } from "../constants.ts";
 import { encodePublicKey, fingerprint, parseAllowlist } from "../keys.ts";
 import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
 import { type Allowlist, ChatServer, type ServerLimits } from "../server.ts";
@@ -64,7 +64,7 @@ export function parseLimits(options: ServeOptions): Partial<ServerLimits> {
       });
     }
     limits[field] = unit === "s" ? value * 1000 : Math.floor(value);
-    if (field === "keepaliveMs") limits.peerSilenceMs = value * 3000;
+    if (field === "keepaliveMs") limits.peerSilenceMs = KEEPALIVE_MISSES * value * 1000;
   }
   return limits;
 }
