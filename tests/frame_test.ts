@@ -98,3 +98,19 @@ Deno.test("FrameReader refuses a limit above the protocol maximum", () => {
   assertThrows(() => new FrameReader(chunkReader([]), MAX_FRAME_BYTES + 1), RangeError);
   assertThrows(() => new FrameReader(chunkReader([]), 0), RangeError);
 });
+
+Deno.test("FrameReader keeps bytes already buffered when its limit is raised mid-stream", async () => {
+  const wire = concatBytes(
+    encodeFrame(body(10, 1)),
+    encodeFrame(body(5000, 2)),
+    encodeFrame(body(65535, 3)),
+  );
+  const reader = new FrameReader(chunkReader([wire]), 1024);
+  assert.equal((await reader.readFrame())?.length, 10);
+  reader.maxFrameBytes = MAX_FRAME_BYTES;
+  const second = await reader.readFrame();
+  assert.ok(second?.length === 5000 && second.every((b) => b === 2));
+  const third = await reader.readFrame();
+  assert.ok(third?.length === 65535 && third.every((b) => b === 3));
+  assert.equal(await reader.readFrame(), null);
+});
