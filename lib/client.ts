@@ -12,6 +12,7 @@ import {
   JOIN_TIMEOUT_MS,
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_MISSES,
+  MIN_KEEPALIVE_MS,
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
@@ -85,6 +86,17 @@ export interface ClientSession {
   maxLineBytes: number;
   /** How often to send keepalives: the server's interval from its welcome, else the default. */
   keepaliveMs: number;
+}
+
+/**
+ * The keepalive interval to use for a server's announced `keepalive_ms`: at least 1 s (a
+ * keepalive storm helps nobody, and a server may not ask for less), 15 s when it said nothing.
+ */
+export function keepaliveInterval(announced: unknown): number {
+  if (typeof announced !== "number" || !(announced > 0) || !Number.isFinite(announced)) {
+    return KEEPALIVE_INTERVAL_MS;
+  }
+  return Math.max(MIN_KEEPALIVE_MS, Math.round(announced));
 }
 
 /** A positive integer field of a message, or `fallback`. */
@@ -205,7 +217,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       members: Array.isArray(welcome.members) ? welcome.members.map(String) : [],
       maxLineBytes: positiveInteger(welcome.max_line_bytes, Infinity),
       // never below 1 s, whatever a server says: a keepalive storm helps nobody
-      keepaliveMs: positiveInteger(welcome.keepalive_ms, KEEPALIVE_INTERVAL_MS, 1000),
+      keepaliveMs: keepaliveInterval(welcome.keepalive_ms),
     };
   } catch (error) {
     // The deadline, or controlChannel.close() after the join, may have closed it already: a

@@ -51,6 +51,8 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const JOIN_TIMEOUT_MS = 10_000;
 /** Each side sends a keepalive this often, so a silent peer can be told from a dead one. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
+/** The shortest keepalive interval a server may set and a client will use. */
+export const MIN_KEEPALIVE_MS = 1_000;
 /** A peer that misses this many keepalive intervals in a row is taken for dead. */
 export const KEEPALIVE_MISSES = 3;
 /** A peer silent for this long (three keepalives missed) is taken for dead. */

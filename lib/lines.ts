@@ -10,6 +10,8 @@ import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
 export const MAX_DISPLAY_NAME_LENGTH = 49;
 
 const LONGEST_FROM = "x".repeat(MAX_DISPLAY_NAME_LENGTH);
+/** A relayed message's bytes besides its text: `{"type":"msg","from":"<49>","text":""}`. */
+const RELAY_OVERHEAD_BYTES = JSON.stringify({ type: "msg", from: LONGEST_FROM, text: "" }).length;
 
 /** The UTF-8 length of `text` without encoding it (lone surrogates count as U+FFFD, 3 bytes). */
 export function utf8Length(text: string): number {
@@ -40,6 +42,8 @@ export function lineProblem(text: string, maxLineBytes = Infinity): string | und
     return `the line is too long (${bytes} bytes; this server takes at most ${maxLineBytes}); ` +
       "nothing was sent";
   }
+  // JSON escapes a byte into at most 6 (\u00XX): only a line that could overflow is encoded.
+  if (6 * bytes + RELAY_OVERHEAD_BYTES <= MAX_PLAINTEXT_BYTES) return undefined;
   const relayed = utf8Length(JSON.stringify({ type: "msg", from: LONGEST_FROM, text }));
   if (relayed > MAX_PLAINTEXT_BYTES) {
     return `the line is too long for one message (${relayed} bytes as relayed, over the ` +

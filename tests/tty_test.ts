@@ -1,6 +1,7 @@
 import { assert } from "./helpers.ts";
 import { colorOf, sanitize } from "../lib/tty.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
+import { keepaliveInterval } from "../lib/client.ts";
 import { parseLimits } from "../lib/cli/serve.ts";
 import { UserError } from "../lib/cli/output.ts";
 import { lineProblem, utf8Length } from "../lib/lines.ts";
@@ -76,4 +77,29 @@ Deno.test("utf8Length() agrees with TextEncoder, surrogate pairs and lone surrog
   ) {
     assert.equal(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
   }
+});
+
+Deno.test("parseLimits() refuses a keepalive under one second", () => {
+  assert.throws(
+    () => parseLimits({ host: "h", port: "1", name: "n", keepalive: "0.5" }),
+    /--keepalive: must be at least 1 s/,
+  );
+  assert.equal(
+    parseLimits({ host: "h", port: "1", name: "n", keepalive: "1.5" }).keepaliveMs,
+    1500,
+  );
+});
+
+Deno.test("keepaliveInterval() follows the server, never below 1 s, 15 s when it said nothing", () => {
+  assert.equal(keepaliveInterval(5000), 5000);
+  assert.equal(keepaliveInterval(500), 1000);
+  assert.equal(keepaliveInterval(1500.4), 1500);
+  for (const nothing of [undefined, null, "5000", 0, -1, NaN, Infinity]) {
+    assert.equal(keepaliveInterval(nothing), 15_000);
+  }
+});
+
+Deno.test("lineProblem() still encodes lines whose escaping could overflow a frame", () => {
+  assert.equal(lineProblem("\u0001".repeat(10_000)), undefined); // 60,000 bytes escaped
+  assert.match(lineProblem("\u0001".repeat(11_000))!, /too long for one message/);
 });

@@ -3,7 +3,7 @@
  * the operator quits or the process is signalled; then bye to everyone and exit 0.
  * @module
  */
-import { Exit, KEEPALIVE_MISSES } from "../constants.ts";
+import { Exit, KEEPALIVE_MISSES, MIN_KEEPALIVE_MS } from "../constants.ts";
 import { encodePublicKey, fingerprint, parseAllowlist } from "../keys.ts";
 import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
 import { type Allowlist, ChatServer, type ServerLimits } from "../server.ts";
@@ -63,8 +63,15 @@ export function parseLimits(options: ServeOptions): Partial<ServerLimits> {
         exitCode: Exit.USAGE,
       });
     }
-    limits[field] = unit === "s" ? value * 1000 : Math.floor(value);
-    if (field === "keepaliveMs") limits.peerSilenceMs = KEEPALIVE_MISSES * value * 1000;
+    limits[field] = unit === "s" ? Math.round(value * 1000) : Math.floor(value);
+    if (field === "keepaliveMs") {
+      if (limits.keepaliveMs! < MIN_KEEPALIVE_MS) {
+        throw new UserError(`--keepalive: must be at least ${MIN_KEEPALIVE_MS / 1000} s`, {
+          exitCode: Exit.USAGE,
+        });
+      }
+      limits.peerSilenceMs = KEEPALIVE_MISSES * limits.keepaliveMs!;
+    }
   }
   return limits;
 }
