@@ -2,6 +2,7 @@
  * The real program: spawns `main.ts` with the permissions of the `chat` task in a temporary
  * folder and checks stdout, stderr, exit codes and the files left behind.
  */
+import { fileURLToPath } from "node:url";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { primitives } from "../lib/crypto.ts";
 import {
@@ -11,7 +12,7 @@ import {
   parseAllowlist,
 } from "../lib/keys.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
 const KEY_LINE = /^chat1[02-9ac-hj-np-z]{58}\n$/;
 const isPosix = Deno.build.os !== "windows";
@@ -375,7 +376,9 @@ Deno.test("twenty chat allow runs started at once end with twenty entries", asyn
 
 Deno.test("--help on every command exits 0 on stdout; --version prints the version", async () => {
   await inTempDir(async (dir) => {
-    const commands = [[], ["keygen"], ["pubkey"], ["allow"], ["allowed"], ["revoke"]];
+    const commands = [[], ["keygen"], ["pubkey"], ["allow"], ["allowed"], ["revoke"], ["serve"], [
+      "connect",
+    ]];
     const results = await Promise.all(commands.map((command) => chat(dir, [...command, "--help"])));
     results.forEach((result, i) => {
       expect(result, 0, undefined, new RegExp(`^Usage: chat ${commands[i].join(" ")}`));

@@ -4,9 +4,10 @@
  * and every process stopped when the test ends.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 /** The permissions of the `chat` task in deno.json. */
 export const CHAT_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
 
