@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { assert } from "./helpers.ts";
+import { ChatProcess } from "./process.ts";
 import {
   compileArgs,
   executableName,
@@ -140,11 +141,11 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat-compiled-" });
-    const running: Running[] = [];
+    const running: ChatProcess[] = [];
     try {
       const exe = "exe" in PLAN ? await Deno.realPath(PLAN.exe) : await compileHost(dir);
       const start = (args: string[]) => {
-        const process = new Running(exe, args, dir);
+        const process = new ChatProcess(args, { cwd: dir, executable: exe });
         running.push(process);
         return process;
       };
@@ -217,101 +218,4 @@ async function compileHost(dir: string): Promise<string> {
   const sums = await Deno.readTextFile(join(out, SUMS_FILE));
   assert.ok(sums.endsWith(`  ${executableName(VERSION, Deno.build.target)}\n`), sums);
   return exe;
-}
-
-/** A running executable, its output collected line by line; every wait is bounded. */
-class Running {
-  readonly stdout: string[] = [];
-  readonly stderr: string[] = [];
-  readonly #label: string;
-  readonly #child: Deno.ChildProcess;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #readers: Promise<void>[];
-  #stdinClosed = false;
-
-  constructor(exe: string, args: string[], cwd: string) {
-    this.#label = `chat ${args.join(" ")}`;
-    this.#child = new Deno.Command(exe, {
-      args,
-      cwd,
-      env: { NO_COLOR: "1", CHAT_KEYS: "" },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdin = this.#child.stdin.getWriter();
-    this.#readers = [
-      this.#collect(this.#child.stdout, this.stdout),
-      this.#collect(this.#child.stderr, this.stderr),
-    ];
-  }
-
-  async #collect(stream: ReadableStream<Uint8Array>, lines: string[]): Promise<void> {
-    let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (partial + chunk).replaceAll("\r\n", "\n").split("\n");
-      partial = parts.pop()!;
-      lines.push(...parts);
-    }
-    if (partial) lines.push(partial);
-  }
-
-  /** Waits (at most `timeoutMs`) for a line of `stream` that matches `pattern`. */
-  async waitFor(stream: "stdout" | "stderr", pattern: RegExp, timeoutMs = 15_000) {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      for (const line of this[stream]) {
-        const match = line.match(pattern);
-        if (match) return match;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new assert.AssertionError({
-      message: `${this.#label}: no ${stream} line matched ${pattern} within ${timeoutMs} ms\n` +
-        `--- stdout:\n${this.stdout.join("\n")}\n--- stderr:\n${this.stderr.join("\n")}`,
-    });
-  }
-
-  async send(line: string): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  async closeStdin(): Promise<void> {
-    if (this.#stdinClosed) return;
-    this.#stdinClosed = true;
-    await this.#stdin.close().catch(() => {});
-  }
-
-  signal(signal: Deno.Signal): void {
-    try {
-      this.#child.kill(signal);
-    } catch { /* already gone */ }
-  }
-
-  /** The exit code; kills the process and fails after `timeoutMs`. */
-  async exitCode(timeoutMs = 15_000): Promise<number> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
-    });
-    const result = await Promise.race([this.#child.status, timeout]);
-    clearTimeout(timer);
-    if (result === "timeout") {
-      this.signal("SIGKILL");
-      throw new assert.AssertionError({
-        message: `${this.#label} did not exit within ${timeoutMs} ms\n--- stderr:\n` +
-          this.stderr.join("\n"),
-      });
-    }
-    await Promise.all(this.#readers);
-    return result.code;
-  }
-
-  /** Stops the process for good (cleanup). */
-  async stop(): Promise<void> {
-    await this.closeStdin();
-    this.signal("SIGKILL");
-    await this.#child.status.catch(() => {});
-    await Promise.all(this.#readers).catch(() => {});
-  }
 }

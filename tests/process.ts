@@ -23,10 +23,20 @@ export class ChatProcess {
   readonly status: Promise<Deno.CommandStatus>;
   #stdinClosed = false;
 
-  constructor(args: string[], options: { cwd: string; env?: Record<string, string> }) {
+  /**
+   * Starts `chat ARGS…`: `main.ts` under `deno run` with the `chat` task's permissions, or
+   * `options.executable` (a compiled `chat`) when given.
+   */
+  constructor(
+    args: string[],
+    options: { cwd: string; env?: Record<string, string>; executable?: string },
+  ) {
     this.args = args;
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...CHAT_PERMISSIONS, MAIN, ...args],
+    const [command, prefix] = options.executable
+      ? [options.executable, []]
+      : [Deno.execPath(), ["run", ...CHAT_PERMISSIONS, MAIN]];
+    this.#child = new Deno.Command(command, {
+      args: [...prefix, ...args],
       cwd: options.cwd,
       env: { NO_COLOR: "1", CHAT_KEYS: "", ...options.env },
       stdin: "piped",
