@@ -39,6 +39,7 @@ import { XXHandshake } from "../lib/handshake.ts";
 import { formatAllowLine } from "../lib/keys.ts";
 import { encodeMessage } from "../lib/channel.ts";
 import { encodeNamePayload, initiateHandshake } from "../lib/secure.ts";
+import { numberOption } from "./options.ts";
 
 const HOST = "127.0.0.1";
 const ROOT = new URL("../", import.meta.url);
@@ -54,19 +55,6 @@ const NO_PINS = {
 const BIG = "1000000000";
 
 // --- arguments -------------------------------------------------------------------
-
-function numberOption(name: string, fallback: number): number {
-  const at = Deno.args.indexOf(`--${name}`);
-  const inline = Deno.args.find((arg) => arg.startsWith(`--${name}=`));
-  const text = inline?.slice(name.length + 3) ?? (at >= 0 ? Deno.args[at + 1] : undefined);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!(Number.isFinite(value) && value > 0)) {
-    console.error(`--${name} must be a positive number, got ${text}`);
-    Deno.exit(2);
-  }
-  return value;
-}
 
 const seconds = numberOption("seconds", 5);
 const bulkMb = numberOption("mb", 64);

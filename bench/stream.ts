@@ -28,6 +28,7 @@ import { primitives } from "../lib/crypto.ts";
 import { CipherState } from "../lib/noise.ts";
 import { withDeadline } from "../lib/errors.ts";
 import { maximalDataMessage } from "./stream_peer.ts";
+import { numberOption } from "./options.ts";
 
 const HOST = "127.0.0.1";
 const MIB = 1024 * 1024;
@@ -39,19 +40,6 @@ const ROOT = new URL("../", import.meta.url);
 const PEER = new URL("./stream_peer.ts", import.meta.url);
 
 // --- arguments -------------------------------------------------------------------
-
-function numberOption(name: string, fallback: number): number {
-  const at = Deno.args.indexOf(`--${name}`);
-  const inline = Deno.args.find((arg) => arg.startsWith(`--${name}=`));
-  const text = inline?.slice(name.length + 3) ?? (at >= 0 ? Deno.args[at + 1] : undefined);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!(Number.isFinite(value) && value > 0)) {
-    console.error(`--${name} must be a positive number, got ${text}`);
-    Deno.exit(2);
-  }
-  return value;
-}
 
 const mib = numberOption("mib", 256);
 const latencyRuns = Math.round(numberOption("runs", 200));

@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { primitives } from "../lib/crypto.ts";
+import { inTempDir, modeOf } from "./helpers.ts";
 import {
   encodePublicKey,
   encodePublicKeyBase64,
@@ -71,19 +72,6 @@ function expect(result: Result, code: number, stderr?: RegExp, stdout?: string |
   if (stderr) match(result.stderr, stderr, describe(result));
   if (typeof stdout === "string") strictEqual(result.stdout, stdout, describe(result));
   else if (stdout) match(result.stdout, stdout, describe(result));
-}
-
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "chat-cli-" }));
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function modeOf(path: string): Promise<number> {
-  return (await Deno.stat(path)).mode! & 0o777;
 }
 
 async function readOrUndefined(path: string): Promise<string | undefined> {

@@ -76,3 +76,21 @@ export function assertThrows(
   }
   throw new assert.AssertionError({ message: `expected ${type.name}, nothing was thrown` });
 }
+
+/** Runs `fn` in a fresh temporary folder (its real path) and removes the folder afterwards. */
+export async function inTempDir(
+  fn: (dir: string) => Promise<void>,
+  prefix = "chat-test-",
+): Promise<void> {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix }));
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The permission bits of a file (POSIX). */
+export async function modeOf(path: string): Promise<number> {
+  return (await Deno.stat(path)).mode! & 0o777;
+}

@@ -5,21 +5,9 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys.ts";
 import { Keystore, KeystoreError, writeFileAtomic } from "../lib/keystore.ts";
+import { inTempDir, modeOf } from "./helpers.ts";
 
 const isPosix = Deno.build.os !== "windows";
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-keystore-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function modeOf(path: string): Promise<number> {
-  return (await Deno.stat(path)).mode! & 0o777;
-}
 
 async function names(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -41,7 +29,7 @@ function isCode(code: string, message?: RegExp) {
 }
 
 Deno.test("writeFileAtomic() writes the exact mode and leaves no temporary file", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const path = `${dir}/secret`;
     await writeFileAtomic(path, "one\n", 0o600);
     strictEqual(await Deno.readTextFile(path), "one\n");
@@ -54,7 +42,7 @@ Deno.test("writeFileAtomic() writes the exact mode and leaves no temporary file"
 });
 
 Deno.test("writeFileAtomic() keeps the old file when the write fails", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     // Renaming a file over a non-empty folder fails after the data was written.
     await Deno.mkdir(`${dir}/target`);
     await Deno.writeTextFile(`${dir}/target/keep`, "old");
@@ -76,7 +64,7 @@ Deno.test("writeFileAtomic() keeps the old file when the write fails", async () 
 });
 
 Deno.test("createIdentity() makes a 0700 folder, a 0600 secret file and identity.pub", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(`${dir}/keys`);
     const created = await store.createIdentity();
     strictEqual(created.createdFolder, true);
@@ -97,7 +85,7 @@ Deno.test("createIdentity() makes a 0700 folder, a 0600 secret file and identity
 });
 
 Deno.test("createIdentity() refuses to replace an identity unless forced", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     const first = await store.createIdentity();
     strictEqual(first.createdFolder, false);
@@ -114,7 +102,7 @@ Deno.test({
   name: "loadIdentity() refuses a secret file readable by others, with the chmod hint",
   ignore: !isPosix,
   fn: async () => {
-    await withTempDir(async (dir) => {
+    await inTempDir(async (dir) => {
       const store = new Keystore(dir);
       await store.createIdentity();
       for (const mode of [0o640, 0o604, 0o660, 0o700 | 0o044]) {
@@ -134,7 +122,7 @@ Deno.test({
 });
 
 Deno.test("loadIdentity() checks that identity.pub matches and accepts it missing", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     const { pair } = await store.createIdentity();
     await Deno.writeTextFile(store.paths.publicKey, encodePublicKey(key(5)) + "\n");
@@ -147,7 +135,7 @@ Deno.test("loadIdentity() checks that identity.pub matches and accepts it missin
 });
 
 Deno.test("loadIdentity() says which of folder, identity and content is wrong", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     await rejects(new Keystore(`${dir}/nope`).loadIdentity(), isCode("NO_FOLDER"));
     await Deno.writeTextFile(`${dir}/file`, "");
     await rejects(new Keystore(`${dir}/file`).loadIdentity(), isCode("NOT_A_FOLDER"));
@@ -159,7 +147,7 @@ Deno.test("loadIdentity() says which of folder, identity and content is wrong", 
 });
 
 Deno.test("allow() appends lines, keeps comments, and does not add a key twice", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     await Deno.writeTextFile(store.paths.allowed, "# team\n\n" + encodePublicKey(key(1)));
     if (isPosix) await Deno.chmod(store.paths.allowed, 0o640);
@@ -187,7 +175,7 @@ Deno.test("allow() appends lines, keeps comments, and does not add a key twice",
 });
 
 Deno.test("allow() refuses a taken label and writes nothing", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     await store.allow([{ key: key(1), label: "alice" }]);
     const before = await Deno.readTextFile(store.paths.allowed);
@@ -211,7 +199,7 @@ Deno.test("allow() refuses a taken label and writes nothing", async () => {
 });
 
 Deno.test("allow() and revoke() refuse a file with bad lines and leave it untouched", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     const text = `# list\n${encodePublicKey(key(1))} alice\nchat1broken\n`;
     await Deno.writeTextFile(store.paths.allowed, text);
@@ -228,7 +216,7 @@ Deno.test("allow() and revoke() refuse a file with bad lines and leave it untouc
 });
 
 Deno.test("revoke() removes by label or key and keeps the other lines", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     await Deno.writeTextFile(store.paths.allowed, "# a comment\n");
     await store.allow([{ key: key(1), label: "alice" }, { key: key(2) }, { key: key(3) }]);
@@ -244,7 +232,7 @@ Deno.test("revoke() removes by label or key and keeps the other lines", async ()
 });
 
 Deno.test("allow() holds the lock: concurrent calls in one process lose nothing", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     await Promise.all(
       Array.from({ length: 12 }, (_, i) => store.allow([{ key: key(i + 1), label: `k${i}` }])),
@@ -256,7 +244,7 @@ Deno.test("allow() holds the lock: concurrent calls in one process lose nothing"
 });
 
 Deno.test("the allowlist needs the folder but not the file", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     deepStrictEqual((await new Keystore(dir).readAllowlist()).entries, []);
     await rejects(new Keystore(`${dir}/nope`).readAllowlist(), isCode("NO_FOLDER"));
     await rejects(new Keystore(`${dir}/nope`).allow([{ key: key(1) }]), isCode("NO_FOLDER"));
@@ -264,7 +252,7 @@ Deno.test("the allowlist needs the folder but not the file", async () => {
 });
 
 Deno.test("pinServer() and lookupServer() keep one pin per address", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     strictEqual(await store.lookupServer("example.org:7447"), undefined);
     strictEqual(await store.pinServer("Example.org:7447", key(1)), undefined);
@@ -280,7 +268,7 @@ Deno.test("pinServer() and lookupServer() keep one pin per address", async () =>
 });
 
 Deno.test("lookupServer() refuses a known_servers file with bad lines", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const store = new Keystore(dir);
     await Deno.writeTextFile(store.paths.knownServers, "example.org:7447 chat1damaged\n");
     await rejects(store.lookupServer("example.org:7447"), isCode("BAD_FILE"));
