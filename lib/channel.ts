@@ -1,15 +1,16 @@
 /**
  * A channel: typed JSON messages, each sealed as one Noise transport message in one frame.
  *
- * The channel owns ordering: a message's nonce is taken when `send` is called, and frames are
- * written in that same order, so concurrent senders can never put frames on the wire out of
- * nonce order. It knows nothing of chat semantics; callers ignore types they do not know.
+ * The channel owns ordering: sends are queued in call order, and one drain loop seals each
+ * message (taking its nonce) and writes it, in that same order, so concurrent senders can never
+ * put frames on the wire out of nonce order. It knows nothing of chat semantics; callers ignore
+ * types they do not know.
  * @module
  */
-import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
+import { FRAME_HEADER_BYTES, MAX_PLAINTEXT_BYTES, TAG_BYTES } from "./constants.ts";
 import { DecryptError } from "./crypto.ts";
 import { ProtocolError, withDeadline } from "./errors.ts";
-import { type ByteReader, type ByteWriter, encodeFrame, FrameReader, writeAll } from "./frame.ts";
+import { type ByteReader, type ByteWriter, FrameReader, writeAll } from "./frame.ts";
 
 /** A transport message: a JSON object with a string `type`. */
 export type Message = { type: string; [field: string]: unknown };
@@ -17,6 +18,13 @@ export type Message = { type: string; [field: string]: unknown };
 /** One direction of a Noise transport (a CipherState after Split()). */
 export interface MessageCipher {
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** encryptWithAd into `output` at `offset`; returns the bytes written. */
+  encryptWithAdInto(
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    output: Uint8Array,
+    offset: number,
+  ): number;
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }
 
@@ -30,40 +38,33 @@ const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const lenientUtf8 = new TextDecoder("utf-8");
 
+/** The bytes a plaintext takes on the wire: the frame header, the ciphertext and the tag. */
+function frameBytes(plaintext: Uint8Array): number {
+  return FRAME_HEADER_BYTES + plaintext.length + TAG_BYTES;
+}
+
 /**
- * What one queued frame costs beyond its bytes, counted against `maxQueuedBytes`: the frame's
+ * What one queued message costs beyond its frame's bytes, counted against `maxQueuedBytes`: its
  * typed array and the caller's promise and handler (~370 bytes of heap per queued 64-byte frame,
  * measured with 100,000 queued lines). Without it, 1 MiB "queued" of small frames took ~12 MiB.
  */
 const QUEUED_FRAME_OVERHEAD_BYTES = 384;
 
-function queuedCost(frame: Uint8Array): number {
-  return frame.length + QUEUED_FRAME_OVERHEAD_BYTES;
+function queuedCost(plaintext: Uint8Array): number {
+  return frameBytes(plaintext) + QUEUED_FRAME_OVERHEAD_BYTES;
 }
 
 /** Queued frames are joined into writes of at most this many bytes (a larger frame goes alone). */
 const COALESCE_BYTES = 64 * 1024;
 
-/** The end (exclusive) of the run of frames from `start` that fits one coalesced write. */
-function coalesceEnd(frames: Uint8Array[], start: number): number {
+/** The end (exclusive) of the run of queued messages from `start` that fits one write. */
+function coalesceEnd(plaintexts: Uint8Array[], start: number): number {
   let end = start + 1;
-  let size = frames[start].length;
-  while (end < frames.length && size + frames[end].length <= COALESCE_BYTES) {
-    size += frames[end++].length;
+  let size = frameBytes(plaintexts[start]);
+  while (end < plaintexts.length && size + frameBytes(plaintexts[end]) <= COALESCE_BYTES) {
+    size += frameBytes(plaintexts[end++]);
   }
   return end;
-}
-
-/** frames[start..end) as one buffer (the frame itself when there is only one). */
-function joinFrames(frames: Uint8Array[], start: number, end: number): Uint8Array {
-  if (end - start === 1) return frames[start];
-  let size = 0;
-  for (let i = start; i < end; i++) size += frames[i].length;
-  const joined = new Uint8Array(size);
-  for (let i = start, offset = 0; i < end; offset += frames[i++].length) {
-    joined.set(frames[i], offset);
-  }
-  return joined;
 }
 
 /**
@@ -122,9 +123,11 @@ export class Channel {
   readonly #receiver: MessageCipher;
   readonly #reader: FrameReader;
   readonly #maxQueuedBytes: number;
-  // The send queue: frames not yet handed to the writer, and the one promise they all settle
+  // The send queue: plaintexts not yet sealed and written, and the one promise they all settle
   // with. A promise chain link per frame cost ~780 bytes of heap per queued 64-byte frame (measured
   // with 100,000 queued lines), so a capped queue of small frames could still take ~12x its cap.
+  // Sealing waits for the drain loop so that each frame is sealed straight into the buffer that
+  // is written: sealing at send time cost two more 64 KiB allocations and copies per frame.
   #queue: Uint8Array[] = [];
   #batch: PromiseWithResolvers<void> | undefined;
   #drained: Promise<void> = Promise.resolve();
@@ -156,28 +159,35 @@ export class Channel {
   }
 
   /**
-   * Seals `message` and writes it as one frame. The nonce is taken now, so call order is wire
-   * order. Throws RangeError for a message too large for one frame (nothing is sent then).
+   * Seals `message` and writes it as one frame; call order is nonce order and wire order. Throws
+   * RangeError for a message too large for one frame (nothing is sent then).
    */
   send(message: Message): Promise<void> {
     return this.sendPlaintext(encodeMessage(message));
   }
 
   /**
-   * Seals an already encoded message (see encodeMessage) and writes it as one frame. Frames queued
-   * together settle together: if a write fails, every send still queued with it fails too.
+   * Seals an already encoded message (see encodeMessage) and writes it as one frame. The channel
+   * keeps `plaintext` until it is sealed, so the caller must not change it afterwards (sharing one
+   * plaintext between channels is fine). Frames queued together settle together: if a write
+   * fails, every send still queued with it fails too. Throws RangeError for a plaintext over
+   * MAX_PLAINTEXT_BYTES (nothing is sent then).
    */
   sendPlaintext(plaintext: Uint8Array): Promise<void> {
+    if (plaintext.length > MAX_PLAINTEXT_BYTES) {
+      throw new RangeError(
+        `message of ${plaintext.length} bytes exceeds the ${MAX_PLAINTEXT_BYTES}-byte limit`,
+      );
+    }
     if (this.#closed) return Promise.reject(new ProtocolError("channel is closed"));
-    const frame = encodeFrame(this.#sender.encryptWithAd(NO_AD, plaintext));
-    if (this.#queuedBytes + queuedCost(frame) > this.#maxQueuedBytes) {
+    if (this.#queuedBytes + queuedCost(plaintext) > this.#maxQueuedBytes) {
       this.close();
       return Promise.reject(
         new ProtocolError(`peer is not reading: over ${this.#maxQueuedBytes} bytes queued`),
       );
     }
-    this.#queuedBytes += queuedCost(frame);
-    this.#queue.push(frame);
+    this.#queuedBytes += queuedCost(plaintext);
+    this.#queue.push(plaintext);
     this.#batch ??= Promise.withResolvers<void>();
     if (!this.#draining) {
       this.#draining = true;
@@ -187,31 +197,60 @@ export class Channel {
   }
 
   /**
-   * Writes queued frames in order until the queue is empty. Small frames queued together go out
-   * in one write (up to COALESCE_BYTES): a room's fan-out queues many ~100-byte frames per
-   * client, and one syscall each would cost more than sealing them.
+   * Seals and writes queued messages in order until the queue is empty. Small frames queued
+   * together go out in one write (up to COALESCE_BYTES): a room's fan-out queues many ~100-byte
+   * frames per client, and one syscall each would cost more than sealing them. Each write's
+   * frames are sealed straight into one buffer, reused for the whole drain: the write has
+   * completed before the buffer is filled again.
    */
   async #drain(): Promise<void> {
+    let buffer: Uint8Array | undefined;
     while (this.#queue.length > 0) {
-      const frames = this.#queue;
+      const plaintexts = this.#queue;
       const batch = this.#batch!;
       this.#queue = [];
       this.#batch = undefined;
       let written = 0;
       try {
-        while (written < frames.length) {
-          const end = coalesceEnd(frames, written);
-          await writeAll(this.connection, joinFrames(frames, written, end));
-          for (; written < end; written++) this.#queuedBytes -= queuedCost(frames[written]);
+        while (written < plaintexts.length) {
+          if (this.#closed) throw new ProtocolError("channel is closed");
+          const end = coalesceEnd(plaintexts, written);
+          let size = 0;
+          for (let i = written; i < end; i++) size += frameBytes(plaintexts[i]);
+          if (buffer === undefined || buffer.length < size) buffer = new Uint8Array(size);
+          this.#sealInto(plaintexts, written, end, buffer);
+          await writeAll(this.connection, buffer.subarray(0, size));
+          for (; written < end; written++) this.#queuedBytes -= queuedCost(plaintexts[written]);
         }
         batch.resolve();
       } catch (error) {
         // A failed write fails this batch; later sends fail on their own (the socket is gone).
-        for (; written < frames.length; written++) this.#queuedBytes -= queuedCost(frames[written]);
+        for (; written < plaintexts.length; written++) {
+          this.#queuedBytes -= queuedCost(plaintexts[written]);
+        }
         batch.reject(error);
       }
     }
     this.#draining = false;
+  }
+
+  /** Seals plaintexts[start..end) as consecutive frames at the start of `buffer`. */
+  #sealInto(plaintexts: Uint8Array[], start: number, end: number, buffer: Uint8Array): void {
+    let offset = 0;
+    for (let i = start; i < end; i++) {
+      const sealedBytes = frameBytes(plaintexts[i]) - FRAME_HEADER_BYTES;
+      buffer[offset] = sealedBytes >>> 8;
+      buffer[offset + 1] = sealedBytes & 0xff;
+      try {
+        this.#sender.encryptWithAdInto(NO_AD, plaintexts[i], buffer, offset + FRAME_HEADER_BYTES);
+      } catch (error) {
+        // A send CipherState that cannot seal (its nonces used up) ends the channel: a frame
+        // skipped here would leave the peer's nonce behind ours for good.
+        this.close();
+        throw error;
+      }
+      offset += FRAME_HEADER_BYTES + sealedBytes;
+    }
   }
 
   /**

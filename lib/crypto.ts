@@ -37,8 +37,38 @@ export interface Primitives {
   dh(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   /** Returns ciphertext || tag. */
   encrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * Writes ciphertext || tag (plaintext.length + 16 bytes) into `output` at `offset`: the same
+   * bytes `encrypt` returns, without allocating a buffer for them (the transport seals straight
+   * into the buffer it writes to the socket). `output` must not overlap `plaintext`.
+   */
+  encryptInto(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    output: Uint8Array,
+    offset: number,
+  ): void;
   /** Returns the plaintext, or throws DecryptError. */
   decrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+}
+
+/** The `length`-byte window of `output` at `offset`; RangeError if it does not fit. */
+function outputWindow(output: Uint8Array, offset: number, length: number): Uint8Array {
+  if (!(Number.isInteger(offset) && offset >= 0 && offset + length <= output.length)) {
+    throw new RangeError(`no room for ${length} sealed bytes at offset ${offset}`);
+  }
+  return output.subarray(offset, offset + length);
+}
+
+/** `encrypt` built on an `encryptInto` (both backends use it: one definition of the layout). */
+function encryptingToNewBuffer(encryptInto: Primitives["encryptInto"]): Primitives["encrypt"] {
+  return (key, nonce, ad, plaintext) => {
+    const sealed = new Uint8Array(plaintext.length + TAG_BYTES);
+    encryptInto(key, nonce, ad, plaintext, sealed, 0);
+    return sealed;
+  };
 }
 
 function checkLength(what: string, bytes: Uint8Array, length: number): void {
@@ -46,6 +76,11 @@ function checkLength(what: string, bytes: Uint8Array, length: number): void {
     throw new RangeError(`${what} must be ${length} bytes, got ${bytes?.length}`);
   }
 }
+
+const nobleEncryptInto: Primitives["encryptInto"] = (key, nonce, ad, plaintext, output, offset) => {
+  const window = outputWindow(output, offset, plaintext.length + TAG_BYTES);
+  chacha20poly1305(key, nonce, ad).encrypt(plaintext, window);
+};
 
 /** The audited pure-TypeScript reference. */
 export const noble: Primitives = {
@@ -67,9 +102,8 @@ export const noble: Primitives = {
       throw new RangeError("X25519 produced an all-zero shared secret (low-order public key)");
     }
   },
-  encrypt(key, nonce, ad, plaintext) {
-    return chacha20poly1305(key, nonce, ad).encrypt(plaintext);
-  },
+  encrypt: encryptingToNewBuffer(nobleEncryptInto),
+  encryptInto: nobleEncryptInto,
   decrypt(key, nonce, ad, ciphertext) {
     try {
       return chacha20poly1305(key, nonce, ad).decrypt(ciphertext);
@@ -143,6 +177,25 @@ function toUint8(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
+const nativeEncryptInto: Primitives["encryptInto"] = (
+  key,
+  nonce,
+  ad,
+  plaintext,
+  output,
+  offset,
+) => {
+  const window = outputWindow(output, offset, plaintext.length + TAG_BYTES);
+  const cipher = nodeCrypto.createCipheriv("chacha20-poly1305", key, nonce, {
+    authTagLength: TAG_BYTES,
+  });
+  if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+  // node:crypto has no output argument: update() returns a fresh buffer, copied once here.
+  window.set(cipher.update(plaintext));
+  cipher.final();
+  window.set(cipher.getAuthTag(), plaintext.length);
+};
+
 /** Deno's `node:crypto` (OpenSSL), cross-checked against `noble` in tests. */
 export const native: Primitives = {
   name: "native",
@@ -168,18 +221,8 @@ export const native: Primitives = {
       throw new RangeError("X25519 produced an all-zero shared secret (low-order public key)");
     }
   },
-  encrypt(key, nonce, ad, plaintext) {
-    const cipher = nodeCrypto.createCipheriv("chacha20-poly1305", key, nonce, {
-      authTagLength: TAG_BYTES,
-    });
-    if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
-    const body = cipher.update(plaintext);
-    cipher.final();
-    const out = new Uint8Array(plaintext.length + TAG_BYTES);
-    out.set(body);
-    out.set(cipher.getAuthTag(), plaintext.length);
-    return out;
-  },
+  encrypt: encryptingToNewBuffer(nativeEncryptInto),
+  encryptInto: nativeEncryptInto,
   decrypt(key, nonce, ad, ciphertext) {
     if (ciphertext.length < TAG_BYTES) throw new DecryptError();
     const bodyLength = ciphertext.length - TAG_BYTES;

@@ -24,7 +24,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hmac } from "@noble/hashes/hmac.js";
-import { HASH_BYTES, KEY_BYTES, MAX_NONCE } from "./constants.ts";
+import { HASH_BYTES, KEY_BYTES, MAX_NONCE, TAG_BYTES } from "./constants.ts";
 import { type Primitives, primitives as defaultPrimitives } from "./crypto.ts";
 
 /** Noise §3: no Noise message (handshake or transport) may exceed 65535 bytes. */
@@ -148,6 +148,28 @@ export class CipherState {
     const ciphertext = this.#primitives.encrypt(key, this.#nonceBytes, ad, plaintext);
     this.#advance();
     return ciphertext;
+  }
+
+  /**
+   * EncryptWithAd, writing its result into `output` at `offset` instead of a new buffer (the
+   * transport seals straight into the buffer it writes). Returns the bytes written:
+   * plaintext.length + 16, or plaintext.length when there is no key yet.
+   */
+  encryptWithAdInto(
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    output: Uint8Array,
+    offset: number,
+  ): number {
+    const key = this.#key;
+    if (key === null) {
+      output.set(this.#noKey(plaintext), offset);
+      return plaintext.length;
+    }
+    this.#checkNonce();
+    this.#primitives.encryptInto(key, this.#nonceBytes, ad, plaintext, output, offset);
+    this.#advance();
+    return plaintext.length + TAG_BYTES;
   }
 
   /**

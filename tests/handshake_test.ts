@@ -534,6 +534,7 @@ Deno.test("an XXHandshake uses the backend it is given: 3 DH per side and one ke
     publicKeyOf: (s) => (count("publicKeyOf"), noble.publicKeyOf(s)),
     dh: (s, k) => (count("dh"), noble.dh(s, k)),
     encrypt: (k, n, a, t) => (count("encrypt"), noble.encrypt(k, n, a, t)),
+    encryptInto: (k, n, a, t, o, i) => (count("encrypt"), noble.encryptInto(k, n, a, t, o, i)),
     decrypt: (k, n, a, c) => (count("decrypt"), noble.decrypt(k, n, a, c)),
   };
   const { initiator, responder } = parties(p);

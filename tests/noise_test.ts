@@ -381,6 +381,56 @@ Deno.test("native and noble agree byte for byte on X25519 and ChaCha20-Poly1305"
   }
 });
 
+Deno.test("encryptInto() writes exactly encrypt()'s bytes at the offset, on both backends", () => {
+  for (const size of [0, 1, 100, MAX_PLAINTEXT_BYTES]) {
+    const key = random(32), nonce = random(12), ad = random(7), plaintext = random(size);
+    const sealed = noble.encrypt(key, nonce, ad, plaintext);
+    for (const p of BACKENDS) {
+      const output = new Uint8Array(size + 16 + 9).fill(0xee);
+      p.encryptInto(key, nonce, ad, plaintext, output, 5);
+      assert.deepEqual(output.subarray(5, 5 + size + 16), sealed, `${p.name} size ${size}`);
+      // the bytes around the window are untouched
+      assert.ok(output.subarray(0, 5).every((byte) => byte === 0xee), p.name);
+      assert.ok(output.subarray(5 + size + 16).every((byte) => byte === 0xee), p.name);
+    }
+  }
+});
+
+Deno.test("encryptInto() refuses an output without room, writing nothing", () => {
+  const key = random(32), nonce = random(12), plaintext = random(100);
+  for (const p of BACKENDS) {
+    for (const [length, offset] of [[115, 0], [116, 1], [200, -1], [200, 0.5]]) {
+      const output = new Uint8Array(length);
+      assert.throws(
+        () => p.encryptInto(key, nonce, EMPTY, plaintext, output, offset),
+        RangeError,
+        `${p.name} ${length}@${offset}`,
+      );
+      assert.ok(output.every((byte) => byte === 0), `${p.name} wrote into a refused output`);
+    }
+  }
+});
+
+for (const p of BACKENDS) {
+  Deno.test(`encryptWithAdInto() seals like encryptWithAd() and advances the nonce (${p.name})`, () => {
+    const [viaNew, viaInto, key] = pair(p);
+    const opener = new CipherState(p);
+    opener.initializeKey(key);
+    for (const size of [0, 33, MAX_PLAINTEXT_BYTES]) {
+      const plaintext = random(size);
+      const output = new Uint8Array(size + 16 + 2);
+      assert.equal(viaInto.encryptWithAdInto(EMPTY, plaintext, output, 2), size + 16);
+      assert.deepEqual(output.subarray(2), viaNew.encryptWithAd(EMPTY, plaintext));
+      assert.deepEqual(opener.decryptWithAd(EMPTY, output.subarray(2)), plaintext);
+    }
+    assert.equal(viaInto.nonce, 3n);
+    const keyless = new CipherState(p), output = new Uint8Array(4);
+    assert.equal(keyless.encryptWithAdInto(EMPTY, text("abc"), output, 1), 3);
+    assert.deepEqual([...output], [0, 97, 98, 99]);
+    assert.equal(keyless.nonce, 0n);
+  });
+}
+
 /** A copy of `bytes` with one bit flipped at `index`. */
 function flip(bytes: Uint8Array, index: number, bit = 0): Uint8Array {
   const copy = bytes.slice();
@@ -398,6 +448,7 @@ function counting(base: Primitives): [Primitives, Map<string, number>] {
     publicKeyOf: (s) => (count("publicKeyOf"), base.publicKeyOf(s)),
     dh: (s, p) => (count("dh"), base.dh(s, p)),
     encrypt: (k, n, a, t) => (count("encrypt"), base.encrypt(k, n, a, t)),
+    encryptInto: (k, n, a, t, o, i) => (count("encryptInto"), base.encryptInto(k, n, a, t, o, i)),
     decrypt: (k, n, a, c) => (count("decrypt"), base.decrypt(k, n, a, c)),
   }, calls];
 }

@@ -8,6 +8,7 @@ import { primitives } from "../lib/crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
 import { encodeFrame, FrameError, writeAll } from "../lib/frame.ts";
 import { XXHandshake } from "../lib/handshake.ts";
+import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
 import { acceptHandshake, type HandshakeResult, initiateHandshake } from "../lib/secure.ts";
 
 const serverIdentity = primitives.generateKeyPair();
@@ -92,6 +93,57 @@ Deno.test("a channel refuses to send a message larger than one frame, sending no
   await client.send({ type: "msg", text: "after" });
   assert.equal((await server.receive(2000))?.text, "after");
   client.close();
+  server.close();
+});
+
+Deno.test("a burst of mixed sizes arrives whole and in call order (frames sealed into one reused buffer)", async () => {
+  const [client, server] = channels(await securePair());
+  // Small frames coalesce into one write; a maximal frame goes alone; the drain's buffer is
+  // reused and grown across writes, so a stale or overwritten byte would fail to decrypt.
+  const sizes = [10, 200, MAX_PLAINTEXT_BYTES - 40, 5, 30_000, 30_000, 40_000, 1, 64, 20_000];
+  const sends = sizes.map((size, i) =>
+    client.send({ type: "msg", text: String.fromCharCode(97 + i).repeat(size) })
+  );
+  for (const [i, size] of sizes.entries()) {
+    const message = await server.receive(5000);
+    assert.equal(message?.text, String.fromCharCode(97 + i).repeat(size), `message ${i}`);
+  }
+  await Promise.all(sends);
+  assert.equal(client.queuedBytes, 0);
+  client.close();
+  server.close();
+});
+
+Deno.test("one plaintext may be sent on several channels (the room's fan-out)", async () => {
+  const first = channels(await securePair()), second = channels(await securePair());
+  const plaintext = new TextEncoder().encode('{"type":"msg","text":"shared"}');
+  await Promise.all([first[0].sendPlaintext(plaintext), second[0].sendPlaintext(plaintext)]);
+  for (const [, receiver] of [first, second]) {
+    assert.deepEqual(await receiver.receive(2000), { type: "msg", text: "shared" });
+  }
+  assert.equal(new TextDecoder().decode(plaintext), '{"type":"msg","text":"shared"}');
+  [...first, ...second].forEach((channel) => channel.close());
+});
+
+Deno.test("sendPlaintext() refuses a plaintext over the frame limit at once, sending nothing", async () => {
+  const [client, server] = channels(await securePair());
+  assert.throws(
+    () => client.sendPlaintext(new Uint8Array(MAX_PLAINTEXT_BYTES + 1)),
+    { name: "RangeError", message: /exceeds the 65519-byte limit/ },
+  );
+  await client.sendPlaintext(new TextEncoder().encode('{"type":"msg","text":"fits"}'));
+  assert.equal((await server.receive(2000))?.text, "fits");
+  client.close();
+  server.close();
+});
+
+Deno.test("a channel whose send nonces are used up closes instead of skipping a frame", async () => {
+  const pair = await securePair();
+  pair.client.send.setNonce(MAX_NONCE); // 2^64-1 is reserved: the next seal must fail
+  const [client, server] = channels(pair);
+  await assertRejects(() => client.send({ type: "msg", text: "never" }), RangeError, /exhausted/);
+  assert.equal(client.closed, true);
+  assert.equal(await server.receive(2000), null);
   server.close();
 });
 
