@@ -5,6 +5,9 @@
  *   raw-send PORT BYTES        connect, write BYTES plain bytes in 64 KiB writes, close
  *   channel-send PORT BYTES    connect, XX handshake, Channel.sendPlaintext of pre-encoded
  *                              maximal (65519-byte) JSON messages until BYTES are sent, close
+ *   bare-send PORT BYTES       the same messages without a Channel: a loop that seals each one
+ *                              into one reused frame buffer and writes it (the serial floor:
+ *                              seal, then write, nothing else)
  *   raw-server                 print "PORT\n", then per connection: read 1 byte, write it back
  *   secure-server              print "PORT\n", then per connection: XX handshake, send the first
  *                              message ({"type":"welcome",...}) through a Channel
@@ -17,7 +20,7 @@ import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
 import { Channel } from "../lib/channel.ts";
 import { writeAll } from "../lib/frame.ts";
 import { primitives } from "../lib/crypto.ts";
-import { MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
 
 const HOST = "127.0.0.1";
 const RAW_CHUNK_BYTES = 65536;
@@ -64,20 +67,36 @@ async function channelSend(port: number, bytes: number): Promise<void> {
   const plaintext = maximalDataMessage();
   const messages = Math.ceil(bytes / plaintext.length);
   const pending: Promise<void>[] = [];
-  let encryptMs = 0;
   const start = performance.now();
   for (let i = 0; i < messages; i++) {
-    const before = performance.now();
-    const sending = channel.sendPlaintext(plaintext); // seals synchronously, writes queued
-    encryptMs += performance.now() - before;
-    pending.push(sending);
+    pending.push(channel.sendPlaintext(plaintext)); // queued; the channel seals as it writes
     if (pending.length >= SEND_WINDOW) await pending.shift();
   }
   await Promise.all(pending);
   await channel.flush();
   const ms = performance.now() - start;
   channel.close();
-  report({ sent: messages * plaintext.length, messages, ms, sealAndFrameMs: encryptMs });
+  report({ sent: messages * plaintext.length, messages, ms });
+}
+
+async function bareSend(port: number, bytes: number): Promise<void> {
+  const identity = primitives.generateKeyPair();
+  const conn = await Deno.connect({ hostname: HOST, port });
+  conn.setNoDelay(true);
+  const session = await initiateHandshake(conn, identity, "sender");
+  const plaintext = maximalDataMessage();
+  const messages = Math.ceil(bytes / plaintext.length);
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + MAX_FRAME_BYTES);
+  frame[0] = MAX_FRAME_BYTES >>> 8;
+  frame[1] = MAX_FRAME_BYTES & 0xff;
+  const start = performance.now();
+  for (let i = 0; i < messages; i++) {
+    session.send.encryptWithAdInto(new Uint8Array(0), plaintext, frame, FRAME_HEADER_BYTES);
+    await writeAll(conn, frame);
+  }
+  const ms = performance.now() - start;
+  conn.close();
+  report({ sent: messages * plaintext.length, messages, ms });
 }
 
 async function serve(kind: "raw" | "secure"): Promise<void> {
@@ -147,6 +166,9 @@ async function main(): Promise<void> {
       break;
     case "channel-send":
       await channelSend(Number(portText), Number(bytesText));
+      break;
+    case "bare-send":
+      await bareSend(Number(portText), Number(bytesText));
       break;
     case "raw-server":
       await serve("raw");
