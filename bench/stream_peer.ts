@@ -18,7 +18,7 @@
  */
 import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
 import { Channel } from "../lib/channel.ts";
-import { writeAll } from "../lib/frame.ts";
+import { writeAll, writeFrameHeader } from "../lib/frame.ts";
 import { primitives } from "../lib/crypto.ts";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
 
@@ -87,8 +87,7 @@ async function bareSend(port: number, bytes: number): Promise<void> {
   const plaintext = maximalDataMessage();
   const messages = Math.ceil(bytes / plaintext.length);
   const frame = new Uint8Array(FRAME_HEADER_BYTES + MAX_FRAME_BYTES);
-  frame[0] = MAX_FRAME_BYTES >>> 8;
-  frame[1] = MAX_FRAME_BYTES & 0xff;
+  writeFrameHeader(frame, 0, MAX_FRAME_BYTES);
   const start = performance.now();
   for (let i = 0; i < messages; i++) {
     session.send.encryptWithAdInto(new Uint8Array(0), plaintext, frame, FRAME_HEADER_BYTES);

@@ -10,7 +10,13 @@
 import { FRAME_HEADER_BYTES, MAX_PLAINTEXT_BYTES, TAG_BYTES } from "./constants.ts";
 import { DecryptError } from "./crypto.ts";
 import { ProtocolError, withDeadline } from "./errors.ts";
-import { type ByteReader, type ByteWriter, FrameReader, writeAll } from "./frame.ts";
+import {
+  type ByteReader,
+  type ByteWriter,
+  FrameReader,
+  writeAll,
+  writeFrameHeader,
+} from "./frame.ts";
 
 /** A transport message: a JSON object with a string `type`. */
 export type Message = { type: string; [field: string]: unknown };
@@ -57,14 +63,17 @@ function queuedCost(plaintext: Uint8Array): number {
 /** Queued frames are joined into writes of at most this many bytes (a larger frame goes alone). */
 const COALESCE_BYTES = 64 * 1024;
 
-/** The end (exclusive) of the run of queued messages from `start` that fits one write. */
-function coalesceEnd(plaintexts: Uint8Array[], start: number): number {
+/**
+ * The run of queued messages from `start` that fits one write: its end (exclusive) and its
+ * size in bytes on the wire.
+ */
+function coalesce(plaintexts: Uint8Array[], start: number): { end: number; size: number } {
   let end = start + 1;
   let size = frameBytes(plaintexts[start]);
   while (end < plaintexts.length && size + frameBytes(plaintexts[end]) <= COALESCE_BYTES) {
     size += frameBytes(plaintexts[end++]);
   }
-  return end;
+  return { end, size };
 }
 
 /**
@@ -214,9 +223,7 @@ export class Channel {
       try {
         while (written < plaintexts.length) {
           if (this.#closed) throw new ProtocolError("channel is closed");
-          const end = coalesceEnd(plaintexts, written);
-          let size = 0;
-          for (let i = written; i < end; i++) size += frameBytes(plaintexts[i]);
+          const { end, size } = coalesce(plaintexts, written);
           if (buffer === undefined || buffer.length < size) buffer = new Uint8Array(size);
           this.#sealInto(plaintexts, written, end, buffer);
           await writeAll(this.connection, buffer.subarray(0, size));
@@ -238,18 +245,17 @@ export class Channel {
   #sealInto(plaintexts: Uint8Array[], start: number, end: number, buffer: Uint8Array): void {
     let offset = 0;
     for (let i = start; i < end; i++) {
-      const sealedBytes = frameBytes(plaintexts[i]) - FRAME_HEADER_BYTES;
-      buffer[offset] = sealedBytes >>> 8;
-      buffer[offset + 1] = sealedBytes & 0xff;
+      const bodyStart = offset + FRAME_HEADER_BYTES;
+      writeFrameHeader(buffer, offset, plaintexts[i].length + TAG_BYTES);
       try {
-        this.#sender.encryptWithAdInto(NO_AD, plaintexts[i], buffer, offset + FRAME_HEADER_BYTES);
+        offset = bodyStart +
+          this.#sender.encryptWithAdInto(NO_AD, plaintexts[i], buffer, bodyStart);
       } catch (error) {
         // A send CipherState that cannot seal (its nonces used up) ends the channel: a frame
         // skipped here would leave the peer's nonce behind ours for good.
         this.close();
         throw error;
       }
-      offset += FRAME_HEADER_BYTES + sealedBytes;
     }
   }
 

@@ -38,12 +38,21 @@ export class FrameError extends ProtocolError {
  * ```
  */
 export function encodeFrame(body: Uint8Array): Uint8Array {
-  checkFrameLength(body.length);
   const frame = new Uint8Array(FRAME_HEADER_BYTES + body.length);
-  frame[0] = body.length >>> 8;
-  frame[1] = body.length & 0xff;
+  writeFrameHeader(frame, 0, body.length);
   frame.set(body, FRAME_HEADER_BYTES);
   return frame;
+}
+
+/**
+ * Writes the 2-byte big-endian header of a `length`-byte frame body at `offset`, for a caller
+ * that writes the body itself (the channel seals straight after it). Throws FrameError for a
+ * length outside 1..65535.
+ */
+export function writeFrameHeader(buffer: Uint8Array, offset: number, length: number): void {
+  checkFrameLength(length);
+  buffer[offset] = length >>> 8;
+  buffer[offset + 1] = length & 0xff;
 }
 
 /** Throws FrameError unless `length` is a valid frame body length (1..65535). */
