@@ -122,6 +122,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--max-members <N>", "clients in the room at once (1000)")
     .option("--rate <N>", "lines per second a client may send; faster ones wait (20)")
     .option("--burst <N>", "lines a client may send at once before --rate applies (100)")
+    .option("--max-pending-sessions <N>", "sessions waiting for their join; oldest shed (64)")
+    .option("--max-pending-per-key <N>", "the same, per key; a newer one ends the oldest (2)")
+    .option("--max-unproven <N>", "unproven connections on all data ports; oldest shed (256)")
+    .option("--connect-rate <N>", "new connections/s per address while busy; more are shed (20)")
+    .option("--connect-burst <N>", "new connections at once per address before the rate (5)")
     .addHelpText(
       "after",
       `

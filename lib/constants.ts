@@ -76,6 +76,30 @@ export const RATE_BURST_LINES = 100;
 export const MAX_LINE_BYTES = 16 * 1024;
 /** Members of one room (clients; the operator does not count). */
 export const MAX_MEMBERS = 1000;
+/**
+ * The most `--max-members` may be: a `welcome` or `who` lists every member (up to 49
+ * characters of name, quotes and a comma each), and it must fit one frame.
+ */
+export const MAX_MEMBERS_LIMIT = 1200;
+/** Sessions that got a data port but have not joined yet, server-wide; past it the oldest goes. */
+export const MAX_PENDING_SESSIONS = 64;
+/** Sessions of one key that got a data port but have not joined; a newer one ends the oldest. */
+export const MAX_PENDING_SESSIONS_PER_KEY = 2;
+/** Unproven connections on all data ports together; past it the oldest is closed. */
+export const MAX_UNPROVEN_CONNECTIONS = 256;
+/** New control connections per second from one source address, while the server is under load. */
+export const CONNECT_RATE_PER_SECOND = 20;
+/** New control connections at once from one source address before the rate applies. */
+export const CONNECT_BURST = 5;
+/**
+ * The longest any timer may be set for. Deno (like browsers) turns a delay above 2^31-1 ms into
+ * 1 ms, so every duration a peer or a flag can set is clamped or refused below this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest keepalive interval a server may set (its silence limit is three of these). */
+export const MAX_KEEPALIVE_MS = 3_600_000;
+/** The longest handshake or join deadline a server may set. */
+export const MAX_DEADLINE_MS = 3_600_000;
 
 // --- Exit codes (documented in the README; scripts rely on them) --------------
 

@@ -47,3 +47,32 @@ function nameProblem(name: string): string {
   const bad = [...name].find((c) => !/^[A-Za-z0-9._-]$/.test(c)) ?? "";
   return `${JSON.stringify(bad)} is not allowed; use ${NAME_RULE}`;
 }
+
+// UTS #39 confusables that stay inside the name alphabet: each maps to the one character (or
+// pair) a reader could take it for. Case is folded too: `Alice` and `alice` read as one name.
+const CONFUSABLE_PAIRS: [RegExp, string][] = [[/rn/g, "m"], [/vv/g, "w"], [/cl/g, "d"]];
+const CONFUSABLE_CHARS: Record<string, string> = { "1": "l", "I": "l", "|": "l", "0": "o" };
+
+/**
+ * The skeleton of a name (after UTS #39, for the ASCII the name rule allows): two names with
+ * the same skeleton can be mistaken for one another on screen.
+ *
+ * @example
+ * ```ts
+ * import { skeleton } from "./names.ts";
+ * skeleton("aIice") === skeleton("alice"); // true
+ * skeleton("rnallory") === skeleton("mallory"); // true
+ * skeleton("bob") === skeleton("rob"); // false
+ * ```
+ */
+export function skeleton(name: string): string {
+  let folded = "";
+  for (const c of name) folded += CONFUSABLE_CHARS[c] ?? c.toLowerCase();
+  for (const [pair, single] of CONFUSABLE_PAIRS) folded = folded.replace(pair, single);
+  return folded;
+}
+
+/** Whether `a` and `b` differ but could be taken for one another (same skeleton). */
+export function confusable(a: string, b: string): boolean {
+  return a !== b && skeleton(a) === skeleton(b);
+}

@@ -7,9 +7,20 @@
  * real client's join still opens afterwards.
  * @module
  */
+import { acceptLoop, closeQuietly } from "./accept.ts";
 import { decodeMessage, type MessageCipher } from "./channel.ts";
+import { MAX_FRAME_BYTES } from "./constants.ts";
 import { TimeoutError } from "./errors.ts";
 import { FrameReader } from "./frame.ts";
+import { quoteUntrusted } from "./untrusted.ts";
+
+/** Unproven connections held on one data port (docs/PROTOCOL.md section 6.3). */
+export const MAX_UNPROVEN_PER_PORT = 32;
+/**
+ * The largest frame read from a data-port connection before it has proven itself: a join is
+ * `{"type":"join"}` plus the tag (31 bytes), so a stranger cannot make us buffer 64 KiB.
+ */
+export const MAX_JOIN_FRAME_BYTES = 1024;
 
 /** An inclusive range of TCP ports for data listeners (`--data-ports A-B`). */
 export interface PortRange {
@@ -72,12 +83,47 @@ export interface JoinedConnection {
   reader: FrameReader;
 }
 
+/**
+ * Every data port's unproven connections together, under one cap: past it the oldest, on
+ * whichever port, is closed. Idle connections parked on many sessions' ports then cost a
+ * bounded number of descriptors, and a newcomer (the real client) is never the one turned away.
+ */
+export class UnprovenConnections {
+  readonly #open = new Map<Deno.TcpConn, () => void>();
+
+  constructor(readonly max: number) {}
+
+  /** How many are held now. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Holds `connection`; `shed` closes it when the pool must make room. */
+  add(connection: Deno.TcpConn, shed: () => void): void {
+    while (this.#open.size >= this.max) {
+      const [oldest, close] = this.#open.entries().next().value!;
+      this.#open.delete(oldest);
+      close();
+    }
+    this.#open.set(connection, shed);
+  }
+
+  /** Lets go of `connection` (it joined or was closed); says whether it was held. */
+  delete(connection: Deno.TcpConn): boolean {
+    return this.#open.delete(connection);
+  }
+}
+
 /** Options for awaitJoin. */
 export interface AwaitJoinOptions {
   /** How long to wait for a join, from now (the port message was just sent). */
   timeoutMs: number;
-  /** At most this many unproven connections are held at once; past it the oldest is closed. */
+  /** At most this many unproven connections are held on this port; past it the oldest is closed. */
   maxPending?: number;
+  /** The server-wide cap on unproven connections, shared by every data port. */
+  unproven?: UnprovenConnections;
+  /** Aborting ends the wait at once (revoked, or shed for a newer session): rejects with its reason. */
+  signal?: AbortSignal;
   /** Told about each connection that was closed without joining (for the operator's log). */
   onRejected?: (remote: string, reason: string) => void;
 }
@@ -85,40 +131,51 @@ export interface AwaitJoinOptions {
 /**
  * Waits on `listener` for the first connection whose first frame decrypts (with `receiver`, the
  * session's client-to-server CipherState) to `{"type":"join"}`. Closes the listener and every
- * other connection before returning. Throws TimeoutError if no join arrives in time.
+ * other connection before returning, and returns only once the port is free again. Throws
+ * TimeoutError if no join arrives in time, and the signal's reason if it is aborted.
  */
 export function awaitJoin(
   listener: Deno.TcpListener,
   receiver: MessageCipher,
   options: AwaitJoinOptions,
 ): Promise<JoinedConnection> {
-  const maxPending = options.maxPending ?? 32;
+  const maxPending = options.maxPending ?? MAX_UNPROVEN_PER_PORT;
+  const unproven = options.unproven ?? new UnprovenConnections(maxPending);
   const pending = new Set<Deno.TcpConn>();
   let settled = false;
 
   return new Promise<JoinedConnection>((resolve, reject) => {
-    const finish = (winner?: JoinedConnection, error?: Error) => {
+    if (options.signal?.aborted) {
+      closeQuietly(listener);
+      return reject(options.signal.reason);
+    }
+    const release = (connection: Deno.TcpConn) => {
+      unproven.delete(connection);
+      return pending.delete(connection);
+    };
+    let outcome: (() => void) | undefined;
+    const finish = (winner?: JoinedConnection, error?: unknown) => {
       if (settled) return;
       settled = true;
+      outcome = winner ? () => resolve(winner) : () => reject(error);
       clearTimeout(timer);
-      try {
-        listener.close();
-      } catch { /* already closed */ }
+      options.signal?.removeEventListener("abort", onAbort);
+      closeQuietly(listener);
       for (const connection of pending) {
-        if (connection !== winner?.connection) connection.close();
+        unproven.delete(connection);
+        if (connection !== winner?.connection) closeQuietly(connection);
       }
       pending.clear();
-      if (winner) resolve(winner);
-      else reject(error);
     };
     const timer = setTimeout(
       () => finish(undefined, new TimeoutError("no join on the data port in time")),
       options.timeoutMs,
     );
+    const onAbort = () => finish(undefined, options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort);
 
-    const tryConnection = async (connection: Deno.TcpConn) => {
-      const remote = describe(connection.remoteAddr);
-      const reader = new FrameReader(connection);
+    const tryConnection = async (connection: Deno.TcpConn, remote: string) => {
+      const reader = new FrameReader(connection, MAX_JOIN_FRAME_BYTES);
       let reason = "closed before a join";
       try {
         const frame = await reader.readFrame();
@@ -126,42 +183,41 @@ export function awaitJoin(
           // decryptWithAd is synchronous: two connections can never both consume nonce 0.
           const message = decodeMessage(receiver.decryptWithAd(new Uint8Array(0), frame));
           if (message.type === "join") {
-            pending.delete(connection);
-            connection.setNoDelay(true);
+            release(connection);
+            reader.maxFrameBytes = MAX_FRAME_BYTES; // proven: the session's frames may follow
             return finish({ connection, reader });
           }
-          reason = `first message was "${message.type}", not a join`;
+          reason = `first message was ${quoteUntrusted(message.type)}, not a join`;
         }
       } catch (error) {
         reason = (error as Error).message;
       }
-      if (pending.delete(connection)) {
-        connection.close();
+      if (release(connection)) {
+        closeQuietly(connection);
         if (!settled) options.onRejected?.(remote, reason);
       }
     };
 
-    (async () => {
-      try {
-        for await (const connection of listener) {
-          if (settled) {
-            connection.close();
-            continue;
-          }
-          if (pending.size >= maxPending) {
-            // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
-            const oldest: Deno.TcpConn = pending.values().next().value!;
-            pending.delete(oldest);
-            oldest.close();
-          }
-          pending.add(connection);
-          tryConnection(connection);
+    acceptLoop(listener, {
+      closing: () => settled,
+      onConnection(connection) {
+        const remote = describe(connection.remoteAddr);
+        if (pending.size >= maxPending) {
+          // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
+          const oldest: Deno.TcpConn = pending.values().next().value!;
+          release(oldest);
+          closeQuietly(oldest);
         }
-      } catch (error) {
-        // The listener closes when we finish; anything else is a real failure.
-        if (!settled) finish(undefined, error as Error);
-      }
-    })();
+        pending.add(connection);
+        unproven.add(connection, () => {
+          if (pending.delete(connection)) closeQuietly(connection);
+        });
+        tryConnection(connection, remote);
+      },
+    })
+      .catch((error) => finish(undefined, error)) // the listener broke: this session fails
+      // settle only once the loop has ended: until its accept() returns, the port stays bound
+      .then(() => outcome?.());
   });
 }
 

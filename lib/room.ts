@@ -7,6 +7,7 @@
  * @module
  */
 import { encodeMessage, type Message } from "./channel.ts";
+import { confusable } from "./names.ts";
 
 /** Someone in the room: a connected client or the server's operator. */
 export interface Member {
@@ -26,29 +27,70 @@ export interface Member {
 /** Why someone left, as carried in presence messages. */
 export type LeaveReason = "left" | "lost" | "revoked" | "replaced" | "dropped";
 
-/**
- * The name a client is shown under: its allowlist label where it has one, otherwise its declared
- * name followed by `~` and the first 4 hex digits of its fingerprint. `~` cannot occur in a label
- * or declared name, so an unlabelled key can never show up under a name bound to another key.
- */
-export function displayName(label: string | undefined, declared: string, fingerprint: string) {
-  return label ?? `${declared}~${fingerprint.slice(0, 4)}`;
+/** What the server knows when it names a client (see chooseName). */
+export interface NamingFacts {
+  /** The server's own display name (taken even when headless). */
+  serverName: string;
+  /** The labels of the allowlist's other keys. */
+  labels: Iterable<string>;
+  /** The display names of the members present (the same key's older session already left). */
+  present: Iterable<string>;
+  /** The key a `~` name was first shown for on this server, if any (see NameBook). */
+  boundTo(name: string): string | undefined;
 }
 
+/** The outcome of chooseName: the name to show, or the name the declared one looks like. */
+export type NameChoice =
+  | { name: string; bind: boolean }
+  | { confusableWith: string };
+
 /**
- * `name`, or if `isTaken` says it is in use (the server's own name, a label equal to it, or two
- * unlabelled keys whose declared names and first 4 hex digits agree), `name~` plus 4 and then
- * all 16 hex digits of the fingerprint: different keys end up with different names.
+ * The name a client is shown under (docs/PROTOCOL.md section 8).
+ *
+ * A labelled key is shown under its label; an unlabelled key under its declared name, `~`, and
+ * 4 hex digits of its fingerprint. When that is taken (the server's name, a member present, or
+ * a `~` name this server once showed for another key), 8 and then all 16 digits are used, so a
+ * key never appears under a name that belonged to another key. A declared name that differs
+ * from a label, the server's name or a present member's name but could be mistaken for it
+ * (`aIice` for `alice`) is not shown at all: the client is refused.
+ *
+ * @example
+ * ```ts
+ * import { chooseName } from "./room.ts";
+ * const facts = { serverName: "hub", labels: ["alice"], present: [], boundTo: () => undefined };
+ * chooseName("chat1…", undefined, "bob", "3f9a12bc0d4e77a1", facts); // { name: "bob~3f9a", bind: true }
+ * chooseName("chat1…", undefined, "aIice", "3f9a12bc0d4e77a1", facts); // { confusableWith: "alice" }
+ * ```
  */
-export function uniqueName(
-  name: string,
-  fingerprint: string,
-  isTaken: (name: string) => boolean,
-): string {
-  if (!isTaken(name)) return name;
-  const base = name.split("~")[0];
-  const short = `${base}~${fingerprint.slice(0, 4)}`;
-  return short !== name && !isTaken(short) ? short : `${base}~${fingerprint.replaceAll(":", "")}`;
+export function chooseName(
+  key: string,
+  label: string | undefined,
+  declared: string,
+  fingerprintHex: string,
+  facts: NamingFacts,
+): NameChoice {
+  const present = new Set(facts.present);
+  if (label === undefined) {
+    const known = [facts.serverName, ...facts.labels, ...[...present].map(baseOf)];
+    const lookalike = known.find((name) => confusable(declared, name));
+    if (lookalike !== undefined) return { confusableWith: lookalike };
+  }
+  const base = label ?? declared;
+  const candidates = [
+    ...(label === undefined ? [] : [label]),
+    ...[4, 8, 16].map((digits) => `${base}~${fingerprintHex.slice(0, digits)}`),
+  ];
+  const free = (name: string) =>
+    name !== facts.serverName && !present.has(name) &&
+    (facts.boundTo(name) ?? key) === key;
+  // 16 digits are the whole fingerprint: only this key can have them
+  const name = candidates.find(free) ?? candidates[candidates.length - 1];
+  return { name, bind: name.includes("~") && facts.boundTo(name) === undefined };
+}
+
+/** The part of a display name before its `~` (the label or the declared name). */
+export function baseOf(name: string): string {
+  return name.split("~")[0];
 }
 
 /** Members and broadcast. */

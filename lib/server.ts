@@ -7,8 +7,11 @@
  * capped, and any failure ends one connection, never the server.
  * @module
  */
+import { acceptLoop, closeQuietly } from "./accept.ts";
 import { Channel, type Message } from "./channel.ts";
 import {
+  CONNECT_BURST,
+  CONNECT_RATE_PER_SECOND,
   HANDSHAKE_TIMEOUT_MS,
   JOIN_TIMEOUT_MS,
   KEEPALIVE_INTERVAL_MS,
@@ -16,7 +19,10 @@ import {
   MAX_HANDSHAKES_PER_ADDRESS,
   MAX_LINE_BYTES,
   MAX_MEMBERS,
+  MAX_PENDING_SESSIONS,
+  MAX_PENDING_SESSIONS_PER_KEY,
   MAX_QUEUED_BYTES,
+  MAX_UNPROVEN_CONNECTIONS,
   PEER_SILENCE_MS,
   RATE_BURST_LINES,
   RATE_LINES_PER_SECOND,
@@ -25,13 +31,24 @@ import {
 import type { KeyPair } from "./crypto.ts";
 import { TimeoutError, withDeadline } from "./errors.ts";
 import { encodePublicKey, fingerprint } from "./keys.ts";
-import { awaitJoin, describe, listenForData, NoFreePortError, type PortRange } from "./ports.ts";
-import { displayName, type LeaveReason, type Member, Room, uniqueName } from "./room.ts";
+import { LogLimiter } from "./log_limit.ts";
+import { MemoryNameBook, type NameBook } from "./name_book.ts";
+import {
+  awaitJoin,
+  describe,
+  listenForData,
+  NoFreePortError,
+  type PortRange,
+  UnprovenConnections,
+} from "./ports.ts";
+import { SourceRateLimiter, TokenBucket } from "./rate.ts";
+import { chooseName, type LeaveReason, type Member, Room } from "./room.ts";
 import { acceptHandshake, type HandshakeResult } from "./secure.ts";
 import { lineProblem } from "./lines.ts";
+import { quoteUntrusted } from "./untrusted.ts";
 
 /** What the allowlist says about keys: allowed keys (by chat1… text) and their labels. */
-export type Allowlist = Map<string, { label?: string }>;
+export type Allowlist = ReadonlyMap<string, { label?: string }>;
 
 /** Limits a server runs with; every one has a default in lib/constants.ts. */
 export interface ServerLimits {
@@ -46,8 +63,17 @@ export interface ServerLimits {
   /** The longest line (UTF-8 bytes of its text) relayed; told to clients in the welcome. */
   maxLineBytes: number;
   maxMembers: number;
+  /** Sessions that have a data port but no join yet, server-wide (the oldest is shed). */
+  maxPendingSessions: number;
+  /** Such sessions per key (a newer one ends the oldest). */
+  maxPendingSessionsPerKey: number;
+  /** Unproven connections on all data ports together (the oldest is closed). */
+  maxUnprovenConnections: number;
   rateLinesPerSecond: number;
   rateBurstLines: number;
+  /** New control connections per second per source address, applied under load. */
+  connectRatePerSecond: number;
+  connectBurst: number;
 }
 
 /** The defaults of ServerLimits. */
@@ -62,8 +88,13 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxQueuedBytes: MAX_QUEUED_BYTES,
   maxLineBytes: MAX_LINE_BYTES,
   maxMembers: MAX_MEMBERS,
+  maxPendingSessions: MAX_PENDING_SESSIONS,
+  maxPendingSessionsPerKey: MAX_PENDING_SESSIONS_PER_KEY,
+  maxUnprovenConnections: MAX_UNPROVEN_CONNECTIONS,
   rateLinesPerSecond: RATE_LINES_PER_SECOND,
   rateBurstLines: RATE_BURST_LINES,
+  connectRatePerSecond: CONNECT_RATE_PER_SECOND,
+  connectBurst: CONNECT_BURST,
 };
 
 /** How a server is set up. */
@@ -78,8 +109,18 @@ export interface ServerConfig {
   identity: KeyPair;
   /** Reads the allowlist afresh (called for every handshake and every revocation sweep). */
   readAllowlist(): Promise<Allowlist>;
-  /** One line for the operator's log (who connected, was refused, left). */
+  /**
+   * One line for the operator's log (who connected, was refused, left). Values a peer chose are
+   * quoted and escaped, but the line is still untrusted text: the log's writer neutralises it.
+   */
   log(line: string): void;
+  /**
+   * Told when a listener broke for a reason that is not transient: the server cannot accept
+   * anyone any more, and the process should exit non-zero so a supervisor restarts it.
+   */
+  onFatal?(error: unknown): void;
+  /** The names shown so far and their keys; in memory only when absent. */
+  names?: NameBook;
   /** Receives what the operator should see; absent for a headless server. */
   operator?: (message: Message) => void;
   limits?: Partial<ServerLimits>;
@@ -95,6 +136,8 @@ interface Session {
   channel: Channel;
   /** Set by whoever ends the session first; the receive loop reports it. */
   leaveReason?: LeaveReason;
+  /** What went wrong, when something did (for the one log line of the session's end). */
+  leaveDetail?: string;
 }
 
 /** A handshake not yet finished: its connection and where it came from. */
@@ -102,6 +145,19 @@ interface Pending {
   connection: Deno.TcpConn;
   address: string;
 }
+
+/** A session that has its data port and waits for the client's join. */
+interface AwaitingJoin {
+  key: string;
+  who: string;
+  /** Ends the wait: the data listener and the control connection close. */
+  abort: AbortController;
+  /** Resolves once the session's data port is closed (shedding waits for it to reuse the port). */
+  closed: Promise<void>;
+}
+
+/** How long shedding a waiting session may take to free its port before we give up on it. */
+const SHED_WAIT_MS = 1000;
 
 const OPERATOR_ID = 0;
 /** How long a farewell (bye, error) may take before the server closes the connection anyway. */
@@ -118,6 +174,11 @@ export class ChatServer {
   readonly #room = new Room();
   readonly #sessions = new Map<number, Session>();
   readonly #pending = new Set<Pending>();
+  readonly #awaiting = new Set<AwaitingJoin>();
+  readonly #unproven: UnprovenConnections;
+  readonly #connectRate: SourceRateLimiter;
+  readonly #log: LogLimiter;
+  readonly #names: NameBook;
   readonly #tasks = new Set<Promise<void>>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #listener: Deno.TcpListener | undefined;
@@ -128,6 +189,13 @@ export class ChatServer {
   constructor(config: ServerConfig) {
     this.#config = config;
     this.#limits = { ...DEFAULT_LIMITS, ...config.limits };
+    this.#unproven = new UnprovenConnections(this.#limits.maxUnprovenConnections);
+    this.#connectRate = new SourceRateLimiter(
+      this.#limits.connectRatePerSecond,
+      this.#limits.connectBurst,
+    );
+    this.#log = new LogLimiter(config.log);
+    this.#names = config.names ?? new MemoryNameBook();
     this.#fingerprint = fingerprint(config.identity.publicKey);
     const operator = config.operator;
     if (operator) {
@@ -150,15 +218,21 @@ export class ChatServer {
     return this.#room.names();
   }
 
-  /** Handshakes in flight (for tests and the operator's status). */
-  get pendingHandshakes(): number {
-    return this.#pending.size;
-  }
-
   /** Opens the control port and starts serving. Throws if the port cannot be opened. */
   start(): void {
-    this.#listener = Deno.listen({ hostname: this.#config.hostname, port: this.#config.port });
-    this.#track(this.#acceptLoop(this.#listener));
+    const listener = Deno.listen({ hostname: this.#config.hostname, port: this.#config.port });
+    this.#listener = listener;
+    this.#track(
+      acceptLoop(listener, {
+        closing: () => this.#closing,
+        onConnection: (connection) => this.#onConnection(connection),
+        onTransient: (code, count) =>
+          this.#config.log(`accept failed ${count} time(s) (latest: ${code}); still listening`),
+      }).catch((error) => {
+        this.#config.log(`the control port stopped accepting: ${reason(error)}`);
+        this.#config.onFatal?.(error);
+      }),
+    );
     this.#timers.push(
       setInterval(() => this.#track(this.#sweepRevoked()), this.#limits.revokeCheckMs),
     );
@@ -184,8 +258,10 @@ export class ChatServer {
       this.#listener?.close();
     } catch { /* already closed */ }
     for (const pending of this.#pending) closeQuietly(pending.connection);
+    for (const awaiting of this.#awaiting) awaiting.abort.abort(new Error("the server is closing"));
     for (const session of this.#sessions.values()) this.#end(session, "left", { type: "bye" });
     await Promise.allSettled([...this.#tasks]);
+    this.#log.flush();
   }
 
   #track(task: Promise<void>): void {
@@ -194,18 +270,24 @@ export class ChatServer {
       .finally(() => this.#tasks.delete(task));
   }
 
-  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
-    try {
-      for await (const connection of listener) {
-        if (this.#closing) {
-          connection.close();
-          continue;
-        }
-        this.#track(this.#handleControl(connection));
-      }
-    } catch (error) {
-      if (!this.#closing) throw error;
+  /**
+   * A new control connection. Under load (many handshakes in flight), a source address past its
+   * rate is closed before any DH work, as WireGuard does, so one flooding address cannot crowd
+   * out everyone else's handshakes.
+   */
+  #onConnection(connection: Deno.TcpConn): void {
+    const address = (connection.remoteAddr as Deno.NetAddr).hostname;
+    const underLoad = this.#pending.size >= Math.max(8, this.#limits.maxHandshakes / 8);
+    if (!this.#connectRate.allow(address) && underLoad) {
+      closeQuietly(connection);
+      this.#log.line(
+        "rate-limited",
+        `closed a connection from ${address}: over ${this.#limits.connectRatePerSecond} ` +
+          `new connections per second while busy`,
+      );
+      return;
     }
+    this.#track(this.#handleControl(connection));
   }
 
   /** Holds a new handshake within the caps, shedding the oldest pending one past either cap. */
@@ -228,8 +310,10 @@ export class ChatServer {
 
   async #handleControl(connection: Deno.TcpConn): Promise<void> {
     const remote = describe(connection.remoteAddr);
-    connection.setNoDelay(true);
     const pending = this.#admit(connection);
+    try {
+      connection.setNoDelay(true); // can throw on a connection reset before we got here
+    } catch { /* the handshake below fails on it and says so */ }
     let handshake: HandshakeResult;
     try {
       handshake = await withDeadline(
@@ -241,7 +325,9 @@ export class ChatServer {
     } catch (error) {
       if (this.#pending.delete(pending)) {
         closeQuietly(connection); // the deadline may have closed it already
-        if (!this.#closing) this.#config.log(`handshake from ${remote} failed: ${reason(error)}`);
+        if (!this.#closing) {
+          this.#log.line("handshake", `handshake from ${remote} failed: ${reason(error)}`);
+        }
       }
       return;
     }
@@ -253,7 +339,9 @@ export class ChatServer {
       await this.#admitSession(control, handshake, remote);
     } catch (error) {
       control.close();
-      if (!this.#closing) this.#config.log(`session from ${remote} failed: ${reason(error)}`);
+      if (!this.#closing) {
+        this.#log.line("session", `session from ${remote} failed: ${reason(error)}`);
+      }
     }
   }
 
@@ -269,71 +357,154 @@ export class ChatServer {
     };
 
     // check the client's static key against the allowlist, read afresh
-    const entry = (await this.#config.readAllowlist()).get(key);
-    if (!entry) {
-      this.#config.log(
-        `refused ${who}: key not on the allowlist; to let it in: chat allow ${key} --name ${handshake.remoteName}`,
+    if (!(await this.#config.readAllowlist()).has(key)) {
+      // the declared name is the stranger's word, so the hint has a placeholder for the label
+      this.#log.line(
+        "refused",
+        `refused ${who}: key not on the allowlist; if its owner confirms fingerprint ${print}, ` +
+          `let it in with: chat allow ${key} --name NAME`,
       );
       return refuse("not-allowed", "your key is not on this server's allowlist");
     }
     if (this.#closing) return refuse("closing", "the server is shutting down");
     if (this.#sessions.size >= this.#limits.maxMembers) {
-      this.#config.log(`refused ${who}: the room is full (${this.#limits.maxMembers})`);
+      this.#log.line("refused", `refused ${who}: the room is full (${this.#limits.maxMembers})`);
       return refuse("busy", "the room is full; try again later");
     }
 
     // open this session's own data listener and tell the client where it is
-    let listener: Deno.TcpListener;
-    try {
-      listener = listenForData(this.#config.hostname, this.#config.dataPorts);
-    } catch (error) {
-      if (!(error instanceof NoFreePortError)) throw error;
-      this.#config.log(`refused ${who}: ${error.message}`);
+    const listener = await this.#openDataPort(key);
+    if (!listener) {
+      this.#log.line("refused", `refused ${who}: no data port is free`);
       return refuse("busy", "no data port is free on the server; try again later");
     }
     const port = (listener.addr as Deno.NetAddr).port;
+    let closed!: () => void;
+    const awaiting: AwaitingJoin = {
+      key,
+      who,
+      abort: new AbortController(),
+      closed: new Promise((resolve) => closed = resolve),
+    };
+    this.#awaiting.add(awaiting);
     try {
       await control.send({ type: "port", port });
-    } catch (error) {
-      listener.close();
-      throw error;
+      const joined = await awaitJoin(listener, handshake.receive, {
+        timeoutMs: this.#limits.joinTimeoutMs,
+        unproven: this.#unproven,
+        signal: awaiting.abort.signal,
+        onRejected: (from, why) =>
+          this.#log.line("data-port", `data port ${port}: closed ${from}: ${why}`),
+      });
+      control.close();
+      const channel = new Channel(joined.connection, handshake.send, handshake.receive, {
+        reader: joined.reader,
+        maxQueuedBytes: this.#limits.maxQueuedBytes,
+      });
+      if (this.#closing) {
+        await channel.send({ type: "bye" }).catch(() => {});
+        return channel.close();
+      }
+      // the allowlist again: the key may have been revoked since its handshake
+      const allowlist = await this.#config.readAllowlist();
+      if (!allowlist.has(key)) {
+        this.#log.line("refused", `refused ${who} at its join: the key was revoked`);
+        return this.#farewell(channel, error("revoked", "your key was removed from the allowlist"));
+      }
+      await this.#join(channel, allowlist, key, print, handshake.remoteName, remote);
+    } finally {
+      this.#awaiting.delete(awaiting);
+      closeQuietly(listener);
+      closed();
     }
-    const joined = await awaitJoin(listener, handshake.receive, {
-      timeoutMs: this.#limits.joinTimeoutMs,
-      onRejected: (from, why) => this.#config.log(`data port ${port}: closed ${from}: ${why}`),
-    });
-    control.close();
-    const channel = new Channel(joined.connection, handshake.send, handshake.receive, {
-      reader: joined.reader,
-      maxQueuedBytes: this.#limits.maxQueuedBytes,
-    });
-    if (this.#closing) {
-      await channel.send({ type: "bye" }).catch(() => {});
-      channel.close();
-      return;
-    }
-    this.#join(channel, key, print, entry.label, handshake.remoteName, remote);
   }
 
-  #join(
+  /**
+   * A data listener for a new session of `key`, within the caps on sessions waiting for their
+   * join: a key's third such session ends its oldest, and past the server-wide cap (or when no
+   * port of the range is free) the oldest waiting session is shed for the newcomer, as
+   * handshakes are. Undefined when no port can be had.
+   */
+  async #openDataPort(key: string): Promise<Deno.TcpListener | undefined> {
+    const shed = (victim: AwaitingJoin | undefined, why: string) => {
+      if (!victim) return false;
+      this.#awaiting.delete(victim);
+      victim.abort.abort(new Error(why));
+      this.#log.line("shed", `ended the waiting session of ${victim.who}: ${why}`);
+      return true;
+    };
+    const ofKey = [...this.#awaiting].filter((awaiting) => awaiting.key === key);
+    if (ofKey.length >= this.#limits.maxPendingSessionsPerKey) {
+      shed(ofKey[0], "a newer session of the same key arrived");
+    }
+    if (this.#awaiting.size >= this.#limits.maxPendingSessions) {
+      shed(this.#awaiting.values().next().value, "too many sessions waiting for their join");
+    }
+    while (true) {
+      try {
+        return listenForData(this.#config.hostname, this.#config.dataPorts);
+      } catch (error) {
+        if (!(error instanceof NoFreePortError)) throw error;
+        const oldest = this.#awaiting.values().next().value;
+        if (!shed(oldest, "its data port was needed for a newer session")) return undefined;
+        // its port is free once its accept() has returned
+        await withDeadline(oldest!.closed, SHED_WAIT_MS, "shed", () => {}).catch(() => {});
+      }
+    }
+  }
+
+  /** Names the client, tells it so, and seats it in the room. */
+  async #join(
     channel: Channel,
+    allowlist: Allowlist,
     key: string,
     print: string,
-    label: string | undefined,
     declared: string,
     remote: string,
-  ): void {
+  ): Promise<void> {
     // the same key joining again replaces its older session
     for (const old of this.#sessions.values()) {
       if (old.key === key) {
         this.#end(old, "replaced", error("replaced", "your key joined again from elsewhere"));
       }
     }
-    const name = uniqueName(
-      displayName(label, declared, print),
-      print,
-      (taken) => taken === this.#config.name || this.#room.byName(taken) !== undefined,
+    const labels = [...allowlist].flatMap(([other, entry]) =>
+      other !== key && entry.label !== undefined ? [entry.label] : []
     );
+    const choice = chooseName(key, allowlist.get(key)?.label, declared, print.replaceAll(":", ""), {
+      serverName: this.#config.name,
+      labels,
+      present: this.#room.names(),
+      boundTo: (name) => this.#names.keyOf(name),
+    });
+    if ("confusableWith" in choice) {
+      this.#log.line(
+        "refused",
+        `refused ${declared} (${print}) from ${remote}: the name looks like ` +
+          `"${choice.confusableWith}"`,
+      );
+      return this.#farewell(
+        channel,
+        error(
+          "name-confusable",
+          `the name "${declared}" could be mistaken for "${choice.confusableWith}", ` +
+            `who is known here; choose another name`,
+        ),
+      );
+    }
+    const { name } = choice;
+    if (choice.bind) {
+      try {
+        await this.#names.bind(name, key);
+      } catch (error) {
+        // a name that cannot be recorded is still unique now; say so and carry on
+        this.#log.line("names", `cannot record the name ${name}: ${reason(error)}`);
+      }
+    }
+    if (this.#closing || this.#room.byName(name)) {
+      // the server began closing, or another session took the name, while we wrote it down
+      return this.#farewell(channel, { type: "bye" });
+    }
     const session: Session = { id: this.#nextId++, key, fingerprint: print, name, remote, channel };
     this.#sessions.set(session.id, session);
     channel.send({
@@ -349,10 +520,9 @@ export class ChatServer {
       name,
       fingerprint: print,
       deliver: (_message, plaintext) => {
-        channel.sendPlaintext(plaintext).catch((error) => {
-          this.#end(session, "dropped");
-          this.#config.log(`${name} dropped: ${reason(error)}`);
-        });
+        channel.sendPlaintext(plaintext).catch((error) =>
+          this.#end(session, "dropped", undefined, reason(error))
+        );
       },
     };
     this.#room.join(member);
@@ -403,7 +573,7 @@ export class ChatServer {
     } catch (error) {
       if (!session.leaveReason) {
         session.leaveReason = error instanceof TimeoutError ? "lost" : "dropped";
-        this.#config.log(`${session.name}: ${reason(error)}`);
+        session.leaveDetail = reason(error);
       }
     } finally {
       this.#detach(session);
@@ -412,36 +582,53 @@ export class ChatServer {
   }
 
   /**
-   * Ends a session from the server side: it leaves the room at once; `farewell` (a bye or an
-   * error) is sent, and the connection closes when the client closes it or after a second.
+   * Ends a session from the server side (once: later calls change nothing): it leaves the room
+   * at once, and `farewell` (a bye or an error), if any, is sent before the connection closes.
+   */
+  #end(session: Session, why: LeaveReason, farewell?: Message, detail?: string): void {
+    if (session.leaveReason) return;
+    session.leaveReason = why;
+    session.leaveDetail = detail;
+    this.#detach(session);
+    if (farewell) this.#farewell(session.channel, farewell);
+    else session.channel.close();
+  }
+
+  /**
+   * Sends `farewell`, then closes the connection when the client closes it or after a second.
    * Waiting for the client's close matters: closing a socket with unread input sends a reset,
    * which can destroy the farewell before the client reads it.
    */
-  #end(session: Session, why: LeaveReason, farewell?: Message): void {
-    if (session.leaveReason) return;
-    session.leaveReason = why;
-    this.#detach(session);
-    if (!farewell) return session.channel.close();
-    session.channel.send(farewell).catch(() => {});
-    setTimeout(() => session.channel.close(), FAREWELL_MS);
+  #farewell(channel: Channel, farewell: Message): void {
+    channel.send(farewell).catch(() => {});
+    setTimeout(() => channel.close(), FAREWELL_MS);
   }
 
-  /** Takes a session out of the room (once) and tells the operator. */
+  /** Takes a session out of the room (once) and logs its end, in one line. */
   #detach(session: Session): void {
     if (!this.#sessions.delete(session.id)) return;
     this.#room.leave(session.id, session.leaveReason ?? "lost");
-    if (!this.#closing) this.#config.log(`${session.name} left (${session.leaveReason})`);
+    if (this.#closing) return;
+    const detail = session.leaveDetail ? `: ${session.leaveDetail}` : "";
+    this.#log.line("left", `${session.name} left (${session.leaveReason ?? "lost"}${detail})`);
   }
 
+  /** Ends the sessions, joined or waiting for their join, whose key left the allowlist. */
   async #sweepRevoked(): Promise<void> {
-    if (this.#sessions.size === 0 || this.#closing) return;
+    if ((this.#sessions.size === 0 && this.#awaiting.size === 0) || this.#closing) return;
     let allowlist: Allowlist;
     try {
       allowlist = await this.#config.readAllowlist();
     } catch (error) {
       // A broken allowlist must not throw everyone out; say so and keep the room as it is.
-      this.#config.log(`cannot re-read the allowlist: ${reason(error)}`);
+      this.#log.line("allowlist", `cannot re-read the allowlist: ${reason(error)}`);
       return;
+    }
+    for (const awaiting of this.#awaiting) {
+      if (!allowlist.has(awaiting.key)) {
+        this.#awaiting.delete(awaiting);
+        awaiting.abort.abort(new Error("the key was revoked before it joined"));
+      }
     }
     for (const session of this.#sessions.values()) {
       if (!allowlist.has(session.key)) {
@@ -457,34 +644,8 @@ export class ChatServer {
   }
 }
 
-/** A token bucket: `take()` returns 0 when a line may go now, else the milliseconds to wait. */
-export class TokenBucket {
-  #tokens: number;
-  #updated = performance.now();
-
-  constructor(readonly ratePerSecond: number, readonly burst: number) {
-    this.#tokens = burst;
-  }
-
-  /** Takes one token (possibly going into debt) and says how long the caller must wait. */
-  take(now = performance.now()): number {
-    this.#tokens = Math.min(
-      this.burst,
-      this.#tokens + ((now - this.#updated) / 1000) * this.ratePerSecond,
-    );
-    this.#updated = now;
-    this.#tokens -= 1;
-    return this.#tokens >= 0 ? 0 : (-this.#tokens / this.ratePerSecond) * 1000;
-  }
-}
-
-/** Closes `connection` unless it is already closed (a second close throws BadResource). */
-function closeQuietly(connection: Deno.Conn): void {
-  try {
-    connection.close();
-  } catch { /* already closed */ }
-}
-
+/** What went wrong, for the log: a peer's words in an error message are escaped. */
 function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const text = error instanceof Error ? error.message : String(error);
+  return quoteUntrusted(text, 200).slice(1, -1);
 }

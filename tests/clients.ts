@@ -22,6 +22,13 @@ export const NO_PINS: ServerPins = {
   pinServer: () => Promise.resolve(undefined),
 };
 
+/**
+ * Flags for a server that is meant to take a crowd from one address (every test client is on
+ * 127.0.0.1): the per-address connection rate, which sheds such a crowd under load, has its
+ * own test (outsider_test.ts) and would only get in the way of the limit a test is about.
+ */
+export const ONE_ADDRESS_CROWD = ["--connect-rate", "1000000", "--connect-burst", "1000000"];
+
 /** An identity for an in-process client: a key pair and the label it is allowed under. */
 export interface Identity {
   name: string;

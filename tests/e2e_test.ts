@@ -47,7 +47,11 @@ e2e("a refused client is told its key and the allow command, and exits 3", async
   assert.match(result.stderr, /chat: error: the server at .* does not allow your key/);
   assert.ok(result.stderr.includes(`chat: hint: your key: ${key}`), result.stderr);
   assert.ok(result.stderr.includes(`chat allow ${key} --name bob`), result.stderr);
-  await server.waitFor("stderr", new RegExp(`refused bob .*chat allow ${key} --name bob`));
+  // the server's hint does not repeat the stranger's chosen name, and shows the fingerprint
+  const [line] = await server.waitFor("stderr", /refused bob .*/);
+  assert.match(line, /fingerprint [0-9a-f]{4}(:[0-9a-f]{4}){3}/);
+  assert.ok(line.includes(`chat allow ${key} --name NAME`), line);
+  assert.ok(!line.includes("--name bob"), line);
 });
 
 e2e("three clients in one room all receive each other's lines, never their own", async (s) => {
@@ -335,7 +339,7 @@ e2e(
     });
     assert.equal(mute.keepaliveMs, 1000);
     const joinedAt = Date.now();
-    await server.waitFor("stderr", /mute left \(lost\)/, 6000);
+    await server.waitFor("stderr", /mute left \(lost\b/, 6000);
     const foundAfter = Date.now() - joinedAt;
     assert.ok(foundAfter >= 2500 && foundAfter < 5500, `found dead after ${foundAfter} ms`);
     assert.ok(!server.stderr.some((line) => /liz left/.test(line)), "the idle client stays");

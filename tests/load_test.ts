@@ -8,7 +8,14 @@
  */
 import { assert } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
-import { inBatches, makeIdentities, rssKiB, startServer, TestClient } from "./clients.ts";
+import {
+  inBatches,
+  makeIdentities,
+  ONE_ADDRESS_CROWD,
+  rssKiB,
+  startServer,
+  TestClient,
+} from "./clients.ts";
 
 const CLIENTS = 200;
 const LINES = 100;
@@ -30,6 +37,7 @@ Deno.test({
       const identities = makeIdentities("u", CLIENTS);
       const { server, port } = await startServer(s, identities, [
         "--headless",
+        ...ONE_ADDRESS_CROWD,
         "--rate",
         "20",
         "--burst",

@@ -1,14 +1,26 @@
 import { assert } from "./helpers.ts";
 import type { Message } from "../lib/channel.ts";
-import { displayName, type Member, Room, uniqueName } from "../lib/room.ts";
+import { chooseName, type Member, type NamingFacts, Room } from "../lib/room.ts";
+import { confusable, skeleton } from "../lib/names.ts";
 
 function member(id: number, name: string, inbox: Message[] = []): Member & { inbox: Message[] } {
   return { id, name, fingerprint: `${id}`.padStart(4, "0"), inbox, deliver: (m) => inbox.push(m) };
 }
 
-Deno.test("displayName() uses the label, else the declared name with a fingerprint fragment", () => {
-  assert.equal(displayName("alice", "mallory", "3f9a:12bc"), "alice");
-  assert.equal(displayName(undefined, "bob", "3f9a:12bc:0d4e:77a1"), "bob~3f9a");
+const HEX = "3f9a12bc0d4e77a1";
+function facts(overrides: Partial<NamingFacts> = {}): NamingFacts {
+  return { serverName: "hub", labels: [], present: [], boundTo: () => undefined, ...overrides };
+}
+
+Deno.test("chooseName() uses the label, else the declared name with 4 fingerprint digits", () => {
+  assert.deepEqual(chooseName("K", "alice", "mallory", HEX, facts()), {
+    name: "alice",
+    bind: false,
+  });
+  assert.deepEqual(chooseName("K", undefined, "bob", HEX, facts()), {
+    name: "bob~3f9a",
+    bind: true,
+  });
 });
 
 Deno.test("Room.say() reaches every other member in order and never echoes to the sender", () => {
@@ -64,10 +76,54 @@ Deno.test("Room.say() from someone not present delivers nothing", () => {
   assert.deepEqual(a.inbox, []);
 });
 
-Deno.test("uniqueName() adds 4, then 16 fingerprint digits until the name is free", () => {
-  const taken = new Set(["hub", "bob~3f9a"]);
-  const isTaken = (name: string) => taken.has(name);
-  assert.equal(uniqueName("ann", "3f9a:12bc:0d4e:77a1", isTaken), "ann");
-  assert.equal(uniqueName("hub", "3f9a:12bc:0d4e:77a1", isTaken), "hub~3f9a");
-  assert.equal(uniqueName("bob~3f9a", "3f9a:12bc:0d4e:77a1", isTaken), "bob~3f9a12bc0d4e77a1");
+Deno.test("chooseName() adds 4, 8, then 16 fingerprint digits until the name is free", () => {
+  const present = ["bob~3f9a"];
+  assert.equal(nameOf(chooseName("K", "hub", "x", HEX, facts())), "hub~3f9a");
+  assert.equal(nameOf(chooseName("K", undefined, "bob", HEX, facts({ present }))), "bob~3f9a12bc");
+  const both = ["bob~3f9a", "bob~3f9a12bc"];
+  assert.equal(
+    nameOf(chooseName("K", undefined, "bob", HEX, facts({ present: both }))),
+    "bob~" + HEX,
+  );
 });
+
+Deno.test("chooseName() never gives a name this server once showed for another key", () => {
+  const bound = new Map([["alice~3f9a", "OTHER"], ["carol~3f9a", "K"]]);
+  const f = facts({ boundTo: (name) => bound.get(name) });
+  // a ground key with alice's 4 digits gets a longer name, even with alice away
+  assert.deepEqual(chooseName("K", undefined, "alice", HEX, f), {
+    name: "alice~3f9a12bc",
+    bind: true,
+  });
+  // the key a name is bound to keeps it, and it is not bound twice
+  assert.deepEqual(chooseName("K", undefined, "carol", HEX, f), {
+    name: "carol~3f9a",
+    bind: false,
+  });
+});
+
+Deno.test("chooseName() refuses a declared name that looks like a label, the server or a member", () => {
+  const f = facts({ labels: ["alice"], present: ["bob~1234", "Mallory"] });
+  assert.deepEqual(chooseName("K", undefined, "aIice", HEX, f), { confusableWith: "alice" });
+  assert.deepEqual(chooseName("K", undefined, "b0b", HEX, f), { confusableWith: "bob" });
+  assert.deepEqual(chooseName("K", undefined, "HUB", HEX, f), { confusableWith: "hub" });
+  assert.deepEqual(chooseName("K", undefined, "rnallory", HEX, f), { confusableWith: "Mallory" });
+  // the same name is not a look-alike: the fingerprint digits tell the two apart
+  assert.equal(nameOf(chooseName("K", undefined, "alice", HEX, f)), "alice~3f9a");
+  // a label is the operator's word and is not checked
+  assert.equal(nameOf(chooseName("K", "aIice", "x", HEX, f)), "aIice");
+});
+
+Deno.test("skeleton() folds case and the ASCII look-alikes of UTS #39", () => {
+  for (const [a, b] of [["aIice", "alice"], ["a1ice", "alice"], ["B0B", "bob"], ["rn", "m"]]) {
+    assert.equal(skeleton(a), skeleton(b), `${a} ~ ${b}`);
+    assert.ok(confusable(a, b));
+  }
+  assert.ok(!confusable("alice", "alice"));
+  assert.ok(!confusable("bob", "rob"));
+});
+
+function nameOf(choice: ReturnType<typeof chooseName>): string {
+  if (!("name" in choice)) throw new Error(`refused: ${JSON.stringify(choice)}`);
+  return choice.name;
+}

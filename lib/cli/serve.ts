@@ -3,11 +3,19 @@
  * the operator quits or the process is signalled; then bye to everyone and exit 0.
  * @module
  */
-import { Exit, KEEPALIVE_MISSES, MIN_KEEPALIVE_MS } from "../constants.ts";
+import {
+  Exit,
+  KEEPALIVE_MISSES,
+  MAX_KEEPALIVE_MS,
+  MAX_MEMBERS_LIMIT,
+  MAX_PLAINTEXT_BYTES,
+  MIN_KEEPALIVE_MS,
+} from "../constants.ts";
+import { FileNameBook } from "../name_book.ts";
 import { encodePublicKey, fingerprint, parseAllowlist } from "../keys.ts";
 import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
 import { type Allowlist, ChatServer, type ServerLimits } from "../server.ts";
-import { detectTerminal, Terminal } from "../tty.ts";
+import { detectTerminal, sanitize, Terminal } from "../tty.ts";
 import type { Context } from "./context.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printInfo, UserError } from "./output.ts";
@@ -31,47 +39,92 @@ export interface ServeOptions {
   maxMembers?: string;
   rate?: string;
   burst?: string;
+  maxPendingSessions?: string;
+  maxPendingPerKey?: string;
+  maxUnproven?: string;
+  connectRate?: string;
+  connectBurst?: string;
 }
 
-/** The limit flags of `chat serve`: flag, ServerLimits field, unit (seconds become ms). */
-export const LIMIT_FLAGS: [keyof ServeOptions, keyof ServerLimits, "s" | "n"][] = [
-  ["handshakeTimeout", "handshakeTimeoutMs", "s"],
-  ["joinTimeout", "joinTimeoutMs", "s"],
-  ["keepalive", "keepaliveMs", "s"],
-  ["maxHandshakes", "maxHandshakes", "n"],
-  ["maxHandshakesPerAddress", "maxHandshakesPerAddress", "n"],
-  ["maxLineBytes", "maxLineBytes", "n"],
-  ["maxQueueBytes", "maxQueuedBytes", "n"],
-  ["maxMembers", "maxMembers", "n"],
-  ["rate", "rateLinesPerSecond", "n"],
-  ["burst", "rateBurstLines", "n"],
+/** One limit flag of `chat serve`: the option, its ServerLimits field, its unit and range. */
+interface LimitFlag {
+  option: keyof ServeOptions;
+  field: keyof ServerLimits;
+  /** Seconds (turned into ms) or a count. */
+  unit: "s" | "n";
+  /** The smallest and largest values accepted, in the flag's unit. */
+  min: number;
+  max: number;
+}
+
+const HOUR = 3600;
+const MILLION = 1_000_000;
+
+/**
+ * The limit flags of `chat serve`. Every one has a range: a duration past it would overflow a
+ * timer (Deno turns a delay over 2^31-1 ms into 1 ms), a member count past it would not fit the
+ * member list of a `welcome` in one frame.
+ */
+export const LIMIT_FLAGS: LimitFlag[] = [
+  { option: "handshakeTimeout", field: "handshakeTimeoutMs", unit: "s", min: 0.1, max: HOUR },
+  { option: "joinTimeout", field: "joinTimeoutMs", unit: "s", min: 0.1, max: HOUR },
+  {
+    option: "keepalive",
+    field: "keepaliveMs",
+    unit: "s",
+    min: MIN_KEEPALIVE_MS / 1000,
+    max: MAX_KEEPALIVE_MS / 1000,
+  },
+  { option: "maxHandshakes", field: "maxHandshakes", unit: "n", min: 1, max: MILLION },
+  {
+    option: "maxHandshakesPerAddress",
+    field: "maxHandshakesPerAddress",
+    unit: "n",
+    min: 1,
+    max: MILLION,
+  },
+  { option: "maxLineBytes", field: "maxLineBytes", unit: "n", min: 1, max: MAX_PLAINTEXT_BYTES },
+  { option: "maxQueueBytes", field: "maxQueuedBytes", unit: "n", min: 1024, max: 2 ** 30 },
+  { option: "maxMembers", field: "maxMembers", unit: "n", min: 1, max: MAX_MEMBERS_LIMIT },
+  { option: "rate", field: "rateLinesPerSecond", unit: "n", min: 1, max: MILLION },
+  { option: "burst", field: "rateBurstLines", unit: "n", min: 1, max: MILLION },
+  { option: "maxPendingSessions", field: "maxPendingSessions", unit: "n", min: 1, max: 65535 },
+  {
+    option: "maxPendingPerKey",
+    field: "maxPendingSessionsPerKey",
+    unit: "n",
+    min: 1,
+    max: 65535,
+  },
+  { option: "maxUnproven", field: "maxUnprovenConnections", unit: "n", min: 1, max: MILLION },
+  { option: "connectRate", field: "connectRatePerSecond", unit: "n", min: 1, max: MILLION },
+  { option: "connectBurst", field: "connectBurst", unit: "n", min: 1, max: MILLION },
 ];
 
 function flagName(option: string): string {
   return "--" + option.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 }
 
-/** Reads the limit flags; a value that is not a positive number is a usage error. */
+/** Reads the limit flags; a value that is not a number in the flag's range is a usage error. */
 export function parseLimits(options: ServeOptions): Partial<ServerLimits> {
   const limits: Partial<ServerLimits> = {};
-  for (const [option, field, unit] of LIMIT_FLAGS) {
+  for (const { option, field, unit, min, max } of LIMIT_FLAGS) {
     const text = options[option];
     if (text === undefined) continue;
     const value = Number(text);
-    if (!(typeof text === "string" && /^\d+(\.\d+)?$/.test(text) && value > 0)) {
-      throw new UserError(`${flagName(option)}: expected a positive number, got "${text}"`, {
-        exitCode: Exit.USAGE,
-      });
+    const whole = unit === "n";
+    const pattern = whole ? /^\d+$/ : /^\d+(\.\d+)?$/;
+    if (!(typeof text === "string" && pattern.test(text) && value >= min && value <= max)) {
+      const what = whole ? "a whole number" : "a number of seconds";
+      throw new UserError(
+        `${flagName(option)}: expected ${what} from ${min} to ${max}, got "${text}"`,
+        { exitCode: Exit.USAGE },
+      );
     }
-    limits[field] = unit === "s" ? Math.round(value * 1000) : Math.floor(value);
-    if (field === "keepaliveMs") {
-      if (limits.keepaliveMs! < MIN_KEEPALIVE_MS) {
-        throw new UserError(`--keepalive: must be at least ${MIN_KEEPALIVE_MS / 1000} s`, {
-          exitCode: Exit.USAGE,
-        });
-      }
-      limits.peerSilenceMs = KEEPALIVE_MISSES * limits.keepaliveMs!;
-    }
+    limits[field] = unit === "s" ? Math.round(value * 1000) : value;
+  }
+  if (limits.keepaliveMs !== undefined) {
+    limits.peerSilenceMs = KEEPALIVE_MISSES * limits.keepaliveMs;
   }
   return limits;
 }
@@ -91,7 +144,8 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   const { keystore } = context;
 
   let terminal: Terminal | undefined;
-  const log = (line: string) => terminal ? terminal.info(line) : printInfo(line);
+  // log lines quote what peers sent, but stay untrusted text: neutralised on every path
+  const log = (line: string) => terminal ? terminal.info(line) : printInfo(sanitize(line));
 
   // The allowlist file is read afresh for every handshake and sweep, but parsed only when its
   // text changed (parsing 1,000 keys costs ~70 ms); bad lines are reported once per change.
@@ -110,8 +164,11 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     return allowlist;
   };
 
+  const names = await FileNameBook.open(keystore, (line) => log(`warning: ${line}`));
+
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => stopped = resolve);
+  let fatal: unknown;
   const server = new ChatServer({
     hostname: options.host,
     port,
@@ -120,7 +177,13 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     identity,
     readAllowlist,
     log,
+    names,
     limits,
+    onFatal(error) {
+      // up but deaf is the worst state: stop, so that a supervisor restarts the server
+      fatal = error;
+      void shutdown();
+    },
     operator: options.headless ? undefined : (message) => {
       if (message.type === "msg") terminal?.message(String(message.from), String(message.text));
       // presence is already in the log (with the address and fingerprint)
@@ -183,6 +246,12 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   await done;
   removeSignals();
   terminal?.close();
+  if (fatal !== undefined) {
+    throw new UserError(
+      `the server stopped: it could no longer accept connections (${(fatal as Error).message})`,
+      { hints: ["start it again; if this repeats, check the system's limits (ulimit -n)"] },
+    );
+  }
   printInfo("the server stopped; everyone was told the chat ended");
   return Exit.OK;
 }
