@@ -36,7 +36,11 @@ async function resets(
     options.from ?? "",
     String(options.holdMs ?? 0),
   ];
-  const output = await new Deno.Command("node", { args, stdout: "piped" }).output();
+  const output = await new Deno.Command("node", {
+    args,
+    stdout: "piped",
+    signal: AbortSignal.timeout(60_000), // bounded, whatever the server does
+  }).output();
   assert.ok(output.success, "the attacker script failed");
   const [made, closedByServer] = new TextDecoder().decode(output.stdout).trim().split(" ");
   return { made: Number(made), closedByServer: Number(closedByServer) };

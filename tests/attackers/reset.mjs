@@ -11,20 +11,37 @@ const count = Number(process.argv[3] ?? 1);
 const localAddress = process.argv[4] || undefined;
 const holdMs = Number(process.argv[5] ?? 0);
 
+/** One connection, or null if it fails or is not accepted by the kernel within 2 s. */
 function open() {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: "127.0.0.1", localAddress });
-    socket.on("connect", () => resolve(socket));
-    socket.on("error", () => resolve(null));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(null);
+    }, 2000);
+    socket.on("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.on("error", () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
   });
 }
 
+// a deaf server fills its backlog, and then every connect waits: give up after 3 s of that
+let failuresInARow = 0;
 let made = 0;
 let closedByServer = 0;
 const held = [];
 for (let i = 0; i < count; i++) {
   const socket = await open();
-  if (!socket) continue;
+  if (!socket) {
+    if (++failuresInARow >= 2) break;
+    continue;
+  }
+  failuresInARow = 0;
   made++;
   if (holdMs > 0) {
     socket.on("close", () => closedByServer++);
