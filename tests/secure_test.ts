@@ -5,7 +5,7 @@
 import { assert, assertRejects, concatBytes } from "./helpers.ts";
 import { Channel, decodeMessage, type Message } from "../lib/channel.ts";
 import { primitives } from "../lib/crypto.ts";
-import { ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
+import { MAX_TIMER_MS, ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
 import { encodeFrame, FrameError, writeAll } from "../lib/frame.ts";
 import { XXHandshake } from "../lib/handshake.ts";
 import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
@@ -389,4 +389,14 @@ Deno.test("decodeMessage() refuses invalid UTF-8 but keeps a genuine U+FFFD", ()
   assert.equal(decodeMessage(genuine).text, "\ufffd");
   assert.throws(() => decodeMessage(new TextEncoder().encode("[1]")), /not a JSON object/);
   assert.throws(() => decodeMessage(new TextEncoder().encode('{"type":1}')), /no string "type"/);
+});
+
+Deno.test("withDeadline() waits out a deadline beyond 2^31-1 ms instead of firing at once", async () => {
+  // a timer's delay is a signed 32-bit number: 2^31 ms would otherwise run after 1 ms
+  for (const ms of [MAX_TIMER_MS + 1, 3 * 715_827_883, 2 ** 53]) {
+    let closed = false;
+    const late = new Promise((resolve) => setTimeout(() => resolve("done"), 50));
+    assert.equal(await withDeadline(late, ms, "long wait", () => closed = true), "done");
+    assert.equal(closed, false);
+  }
 });
