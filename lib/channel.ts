@@ -32,6 +32,8 @@ export interface MessageCipher {
     offset: number,
   ): number;
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  /** Zeroes the key; every later use throws (CipherState.wipe). */
+  wipe?(): void;
 }
 
 /** A connection a channel can run over (a `Deno.Conn` is one). */
@@ -123,6 +125,27 @@ export interface ChannelOptions {
    * A peer that stops reading must not make our memory grow.
    */
   maxQueuedBytes?: number;
+  /**
+   * Whether this channel owns its ciphers: they are wiped when the last owning channel closes.
+   * The control and data channels of one session share the ciphers (the transport moves to the
+   * data port), so both may own them, provided the data channel is made before the control one
+   * closes. Off by default: a channel whose ciphers live on after it must not wipe them.
+   */
+  ownsCiphers?: boolean;
+}
+
+// How many open owning channels hold each cipher (see ChannelOptions.ownsCiphers).
+const owners = new WeakMap<MessageCipher, number>();
+
+function own(cipher: MessageCipher): void {
+  owners.set(cipher, (owners.get(cipher) ?? 0) + 1);
+}
+
+function disown(cipher: MessageCipher): void {
+  const left = (owners.get(cipher) ?? 1) - 1;
+  if (left > 0) return void owners.set(cipher, left);
+  owners.delete(cipher);
+  cipher.wipe?.();
 }
 
 /** Typed, encrypted messages over one connection. */
@@ -143,6 +166,7 @@ export class Channel {
   #draining = false;
   #queuedBytes = 0;
   #closed = false;
+  readonly #ownsCiphers: boolean;
 
   constructor(
     connection: Connection,
@@ -155,6 +179,8 @@ export class Channel {
     this.#receiver = receiver;
     this.#reader = options.reader ?? new FrameReader(connection);
     this.#maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
+    this.#ownsCiphers = options.ownsCiphers ?? false;
+    if (this.#ownsCiphers) [sender, receiver].forEach(own);
   }
 
   /** Whether close() was called. */
@@ -286,7 +312,8 @@ export class Channel {
       if (error instanceof Deno.errors.ConnectionReset) return null;
       throw new ProtocolError(`connection failed: ${(error as Error).message}`, { cause: error });
     }
-    if (frame === null) return null;
+    // closed while the frame was read: its ciphers may be wiped, and nobody waits for it
+    if (frame === null || this.#closed) return null;
     let plaintext: Uint8Array;
     try {
       plaintext = this.#receiver.decryptWithAd(NO_AD, frame);
@@ -302,10 +329,14 @@ export class Channel {
     return this.#drained;
   }
 
-  /** Closes the connection; idempotent. Pending receives end with null. */
+  /**
+   * Closes the connection, and wipes the ciphers if this was their last owning channel;
+   * idempotent. Pending receives end with null.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#ownsCiphers) [this.#sender, this.#receiver].forEach(disown);
     try {
       this.connection.close();
     } catch {

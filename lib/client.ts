@@ -13,6 +13,7 @@ import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_MISSES,
   MIN_KEEPALIVE_MS,
+  NAME_PATTERN,
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
@@ -89,19 +90,138 @@ export interface ClientSession {
 }
 
 /**
+ * The longest keepalive interval the client follows: 1 hour. Three of them (the silence limit)
+ * stay far below the timers' 2^31-1 ms, past which a wait would end after 1 ms.
+ */
+export const MAX_KEEPALIVE_MS = 3_600_000;
+
+/**
  * The keepalive interval to use for a server's announced `keepalive_ms`: at least 1 s (a
- * keepalive storm helps nobody, and a server may not ask for less), 15 s when it said nothing.
+ * keepalive storm helps nobody, and a server may not ask for less), at most MAX_KEEPALIVE_MS,
+ * 15 s when it said nothing.
  */
 export function keepaliveInterval(announced: unknown): number {
   if (typeof announced !== "number" || !(announced > 0) || !Number.isFinite(announced)) {
     return KEEPALIVE_INTERVAL_MS;
   }
-  return Math.max(MIN_KEEPALIVE_MS, Math.round(announced));
+  return Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, Math.round(announced)));
 }
 
 /** A positive integer field of a message, or `fallback`. */
 function positiveInteger(value: unknown, fallback: number, minimum = 1): number {
   return Number.isSafeInteger(value) && (value as number) >= minimum ? value as number : fallback;
+}
+
+// --- What the server sends, parsed exactly (PROTOCOL.md section 7.2) -----------------------
+
+/**
+ * A display name (PROTOCOL.md section 8): a name or label, alone or followed by `~` and 4 to 16
+ * lowercase hex digits of a fingerprint.
+ */
+const DISPLAY_NAME = new RegExp(`^${NAME_PATTERN.source.slice(1, -1)}(?:~[0-9a-f]{4,16})?$`);
+/** An error or notice code (sections 7.3 and 7.4): a short lowercase token. */
+const CODE = /^[a-z][a-z0-9-]{0,31}$/;
+/** A key fingerprint (section 3.5): four groups of four lowercase hex digits. */
+const FINGERPRINT = /^[0-9a-f]{4}(?::[0-9a-f]{4}){3}$/;
+
+/** Whether `value` is a display name the server may give (PROTOCOL.md section 8). */
+export function isDisplayName(value: unknown): value is string {
+  return typeof value === "string" && DISPLAY_NAME.test(value);
+}
+
+const isString = (value: unknown): value is string => typeof value === "string";
+const isCode = (value: unknown): value is string => isString(value) && CODE.test(value);
+const isFingerprint = (v: unknown): v is string => isString(v) && FINGERPRINT.test(v);
+const isPort = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+const isDisplayNames = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every(isDisplayName);
+
+/**
+ * Field `name` of a message of a known type, checked with `valid`: a field the server got wrong
+ * is a ProtocolError that says which (never its value: that could be anything).
+ */
+function field<T>(
+  message: Message,
+  name: string,
+  valid: (value: unknown) => value is T,
+  what: string,
+): T {
+  const value = message[name];
+  if (!valid(value)) {
+    throw new ProtocolError(`the server sent a bad ${message.type}: "${name}" is not ${what}`);
+  }
+  return value;
+}
+
+const NAME = "a display name";
+const NAMES = "a list of display names";
+
+/** A message the server may send on the data connection, parsed exactly (section 7.2). */
+export type ServerMessage =
+  | { type: "msg"; from: string; text: string }
+  | { type: "presence"; event: "join"; name: string; fingerprint: string }
+  | { type: "presence"; event: "leave"; name: string; reason: string }
+  | { type: "who"; members: string[] }
+  | { type: "notice" | "error"; code: string; message: string }
+  | { type: "keepalive" | "bye" };
+
+/** A refusal or removal: `{type: "error", code, message}` with a code and a string message. */
+function parseError(message: Message): { type: "error"; code: string; message: string } {
+  return {
+    type: "error",
+    code: field(message, "code", isCode, "a code"),
+    message: field(message, "message", isString, "a string"),
+  };
+}
+
+/**
+ * Parses what the server sent on the data connection after its welcome: the message, or
+ * undefined for a type `chat/1` does not define (section 7.1: ignored). Throws ProtocolError
+ * when a field is missing or of the wrong type, or a name is not a display name.
+ */
+export function parseServerMessage(message: Message): ServerMessage | undefined {
+  switch (message.type) {
+    case "msg":
+      return {
+        type: "msg",
+        from: field(message, "from", isDisplayName, NAME),
+        text: field(message, "text", isString, "a string"),
+      };
+    case "presence": {
+      const name = field(message, "name", isDisplayName, NAME);
+      if (message.event === "join") {
+        const fingerprint = field(message, "fingerprint", isFingerprint, "a fingerprint");
+        return { type: "presence", event: "join", name, fingerprint };
+      }
+      if (message.event === "leave") {
+        // section 7.2: a client MUST accept reasons it does not know
+        return {
+          type: "presence",
+          event: "leave",
+          name,
+          reason: field(message, "reason", isString, "a string"),
+        };
+      }
+      throw new ProtocolError('the server sent a bad presence: "event" is not join or leave');
+    }
+    case "who":
+      return { type: "who", members: field(message, "members", isDisplayNames, NAMES) };
+    case "notice":
+      return { ...parseError(message), type: "notice" };
+    case "error":
+      return parseError(message);
+    case "keepalive":
+    case "bye":
+      return { type: message.type };
+    default:
+      return undefined;
+  }
+}
+
+/** How a received type is named in an error: itself if it is a plain token, else not at all. */
+function describeType(type: string): string {
+  return CODE.test(type) ? `"${type}"` : "a message of another type";
 }
 
 /** `host:port` as pins are keyed (IPv6 in brackets). */
@@ -157,7 +277,7 @@ async function verifyServerKey(config: ConnectConfig, presented: Uint8Array): Pr
 export async function joinServer(config: ConnectConfig): Promise<ClientSession> {
   const timeoutMs = config.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const control = await dial(config.hostname, config.port, timeoutMs);
-  let channel: Channel | undefined;
+  let controlChannel: Channel | undefined, channel: Channel | undefined;
   try {
     // the pin is checked after m2, before m3 reveals our key and name to the server
     const handshake = await withDeadline(
@@ -173,50 +293,51 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
     );
 
     // the first transport message: the data port, or why we are refused
-    const controlChannel = new Channel(control, handshake.send, handshake.receive, {
+    controlChannel = new Channel(control, handshake.send, handshake.receive, {
       reader: handshake.reader,
+      ownsCiphers: true,
     });
     const first = await controlChannel.receive(timeoutMs);
     if (first === null) {
       throw new ProtocolError("the server closed the connection after the handshake");
     }
     if (first.type === "error") {
-      throw new ServerRefusedError(String(first.code), String(first.message ?? ""));
+      const refusal = parseError(first);
+      throw new ServerRefusedError(refusal.code, refusal.message);
     }
-    const port = first.port;
-    if (
-      first.type !== "port" || !Number.isInteger(port) || (port as number) < 1 ||
-      (port as number) > 65535
-    ) {
-      throw new ProtocolError(`expected a port message, got "${first.type}"`);
+    if (first.type !== "port") {
+      throw new ProtocolError(`expected a port message, got ${describeType(first.type)}`);
     }
+    const port = field(first, "port", isPort, "a port number");
 
     // follow it to the data port; the same CipherStates carry on there
-    const data = await dial(config.hostname, port as number, timeoutMs);
-    channel = new Channel(data, handshake.send, handshake.receive);
+    const data = await dial(config.hostname, port, timeoutMs);
+    channel = new Channel(data, handshake.send, handshake.receive, { ownsCiphers: true });
     await channel.send({ type: "join" });
-    controlChannel.close();
+    controlChannel.close(); // the data channel owns the ciphers now: they are not wiped
     const welcome = await channel.receive(JOIN_TIMEOUT_MS);
     if (welcome === null) {
       throw new ProtocolError("the server closed the data connection before welcoming us");
     }
     if (welcome.type === "error") {
-      throw new ServerRefusedError(String(welcome.code), String(welcome.message ?? ""));
+      const refusal = parseError(welcome);
+      throw new ServerRefusedError(refusal.code, refusal.message);
     }
     if (welcome.type === "bye") {
       throw new ServerRefusedError("closing", "the server is shutting down");
     }
-    if (welcome.type !== "welcome" || typeof welcome.name !== "string") {
-      throw new ProtocolError(`expected a welcome message, got "${welcome.type}"`);
+    if (welcome.type !== "welcome") {
+      throw new ProtocolError(`expected a welcome message, got ${describeType(welcome.type)}`);
     }
     return {
       channel,
       serverKey: handshake.remoteStaticKey,
-      serverName: typeof welcome.server === "string" ? welcome.server : "server",
-      name: welcome.name,
-      members: Array.isArray(welcome.members) ? welcome.members.map(String) : [],
+      name: field(welcome, "name", isDisplayName, NAME),
+      serverName: field(welcome, "server", isDisplayName, NAME),
+      members: field(welcome, "members", isDisplayNames, NAMES),
+      // section 7.7: without a positive integer limit, only the frame limit applies
       maxLineBytes: positiveInteger(welcome.max_line_bytes, Infinity),
-      // never below 1 s, whatever a server says: a keepalive storm helps nobody
+      // section 7.5: between 1 s and 1 hour, whatever a server says
       keepaliveMs: keepaliveInterval(welcome.keepalive_ms),
     };
   } catch (error) {
@@ -225,6 +346,8 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
     try {
       control.close();
     } catch { /* already closed */ }
+    // the last owner to close wipes the transport keys
+    controlChannel?.close();
     channel?.close();
     throw error;
   }
@@ -300,31 +423,28 @@ export class ClientChat {
             ? { kind: "left" }
             : { kind: "lost", reason: "the server closed the connection without a bye" };
         }
-        switch (message.type) {
+        const parsed = parseServerMessage(message);
+        switch (parsed?.type) {
           case "msg":
-            handlers.message(String(message.from), String(message.text));
+            handlers.message(parsed.from, parsed.text);
             break;
           case "presence":
             handlers.presence(
-              String(message.event),
-              String(message.name),
-              String(message.event === "join" ? message.fingerprint : message.reason),
+              parsed.event,
+              parsed.name,
+              parsed.event === "join" ? parsed.fingerprint : parsed.reason,
             );
             break;
           case "who":
-            handlers.who(Array.isArray(message.members) ? message.members.map(String) : []);
+            handlers.who(parsed.members);
             break;
           case "notice":
-            handlers.notice(String(message.code), String(message.message ?? ""));
+            handlers.notice(parsed.code, parsed.message);
             break;
           case "bye":
             return { kind: "server-ended" };
           case "error":
-            return {
-              kind: "removed",
-              code: String(message.code),
-              message: String(message.message ?? ""),
-            };
+            return { kind: "removed", code: parsed.code, message: parsed.message };
           default: // keepalive and unknown types
         }
       }

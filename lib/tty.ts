@@ -50,6 +50,22 @@ export function sanitize(text: string): string {
   return text.replace(UNSAFE, "\ufffd").replaceAll("\t", " ");
 }
 
+// What JSON.stringify leaves raw but a terminal acts on or a reader is fooled by: DEL, C1
+// controls, bidi controls, and the line and paragraph separators (line breaks to some tools).
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `value` as one line of JSON that is safe to print: JSON.stringify escapes C0 controls and lone
+ * surrogates, and this escapes the rest of what sanitize() neutralises as `\uXXXX`, so the data
+ * stays exact for a program and inert for a terminal.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 const PALETTE = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
 
 /** The colour of a name: stable for the name, so a person keeps theirs. */
@@ -100,7 +116,7 @@ export class Terminal {
   /** A chat line from `from`: coloured and timed in a terminal, `NAME: text` or JSON otherwise. */
   message(from: string, text: string, at = new Date()): void {
     if (this.options.json) {
-      return this.#above(JSON.stringify({ time: at.toISOString(), from, text }), Deno.stdout);
+      return this.#above(safeJson({ time: at.toISOString(), from, text }), Deno.stdout);
     }
     const safeFrom = sanitize(from), safeText = sanitize(text);
     if (!this.options.interactive) return this.#above(`${safeFrom}: ${safeText}`, Deno.stdout);
@@ -134,7 +150,10 @@ export class Terminal {
 
   /** Something wrong, on stderr as `chat: error:` and `chat: hint:` lines (red in a terminal). */
   error(text: string, hints: string[] = []): void {
-    const lines = [`chat: error: ${sanitize(text)}`, ...hints.map((h) => `chat: hint: ${h}`)];
+    const lines = [
+      `chat: error: ${sanitize(text)}`,
+      ...hints.map((hint) => `chat: hint: ${sanitize(hint)}`),
+    ];
     const painted = lines.map((line) => paint(this.options.colorErrors, 31, line));
     this.#above(painted.join("\n"), Deno.stderr);
   }

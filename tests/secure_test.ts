@@ -5,10 +5,11 @@
 import { assert, assertRejects, concatBytes } from "./helpers.ts";
 import { Channel, decodeMessage, type Message } from "../lib/channel.ts";
 import { primitives } from "../lib/crypto.ts";
-import { ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
+import { MAX_TIMER_MS, ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
 import { encodeFrame, FrameError, writeAll } from "../lib/frame.ts";
 import { XXHandshake } from "../lib/handshake.ts";
 import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
+import { CipherState } from "../lib/noise.ts";
 import { acceptHandshake, type HandshakeResult, initiateHandshake } from "../lib/secure.ts";
 
 const serverIdentity = primitives.generateKeyPair();
@@ -389,4 +390,116 @@ Deno.test("decodeMessage() refuses invalid UTF-8 but keeps a genuine U+FFFD", ()
   assert.equal(decodeMessage(genuine).text, "\ufffd");
   assert.throws(() => decodeMessage(new TextEncoder().encode("[1]")), /not a JSON object/);
   assert.throws(() => decodeMessage(new TextEncoder().encode('{"type":1}')), /no string "type"/);
+});
+
+Deno.test("withDeadline() waits out a deadline beyond 2^31-1 ms instead of firing at once", async () => {
+  // a timer's delay is a signed 32-bit number: 2^31 ms would otherwise run after 1 ms
+  for (const ms of [MAX_TIMER_MS + 1, 3 * 715_827_883, 2 ** 53]) {
+    let closed = false;
+    const late = new Promise((resolve) => setTimeout(() => resolve("done"), 50));
+    assert.equal(await withDeadline(late, ms, "long wait", () => closed = true), "done");
+    assert.equal(closed, false);
+  }
+});
+
+/** A pair of keyed CipherStates whose key buffers are recorded as they are used. */
+function recordingCiphers(
+  key: Uint8Array,
+): { send: CipherState; receive: CipherState; keys: Uint8Array[] } {
+  const keys: Uint8Array[] = [];
+  const recording = {
+    ...primitives,
+    encryptInto(...args: Parameters<typeof primitives.encryptInto>) {
+      keys.push(args[0]);
+      return primitives.encryptInto(...args);
+    },
+    decrypt(...args: Parameters<typeof primitives.decrypt>) {
+      keys.push(args[0]);
+      return primitives.decrypt(...args);
+    },
+  };
+  const send = new CipherState(recording), receive = new CipherState(recording);
+  send.initializeKey(key);
+  receive.initializeKey(key);
+  return { send, receive, keys };
+}
+
+Deno.test("closing the last channel that owns its ciphers zeroes their keys", async () => {
+  const [a, b] = await tcpPair();
+  const key = primitives.generateKeyPair().publicKey; // any 32 bytes, one key both ways
+  const mine = recordingCiphers(key), peer = recordingCiphers(key);
+  const channel = new Channel(a, mine.send, mine.receive, { ownsCiphers: true });
+  const other = new Channel(b, peer.send, peer.receive);
+  await channel.send({ type: "msg", text: "hi" });
+  assert.equal((await other.receive(2000))?.text, "hi");
+  await other.send({ type: "msg", text: "back" });
+  assert.equal((await channel.receive(2000))?.text, "back");
+  assert.equal(mine.keys.length, 2);
+  assert.ok(mine.keys.every((key) => key.some((byte) => byte !== 0)));
+
+  channel.close();
+  assert.ok(mine.keys.every((key) => key.every((byte) => byte === 0)));
+  assert.equal(mine.send.hasKey(), false);
+  assert.throws(() => mine.send.encryptWithAd(new Uint8Array(0), new Uint8Array(1)), /wiped/);
+  assert.throws(() => mine.receive.decryptWithAd(new Uint8Array(0), new Uint8Array(17)), /wiped/);
+  // a channel that does not own its ciphers leaves them alone
+  other.close();
+  assert.equal(peer.send.hasKey(), true);
+  assert.equal(peer.receive.hasKey(), true);
+});
+
+Deno.test("the data channel keeps working after the control channel that shares its ciphers closes", async () => {
+  const pair = await securePair();
+  const [clientControl, serverControl] = channels(pair);
+  const [dataClient, dataServer] = await tcpPair();
+  // the client's way: both own the ciphers; the data channel is made before the control closes
+  const control = new Channel(clientControl.connection, pair.client.send, pair.client.receive, {
+    reader: pair.client.reader,
+    ownsCiphers: true,
+  });
+  await serverControl.send({ type: "port", port: 1 });
+  assert.equal((await control.receive(2000))?.type, "port");
+  const data = new Channel(dataClient, pair.client.send, pair.client.receive, {
+    ownsCiphers: true,
+  });
+  const serverData = new Channel(dataServer, pair.server.send, pair.server.receive);
+  control.close();
+  serverControl.close();
+  await data.send({ type: "join" });
+  assert.equal((await serverData.receive(2000))?.type, "join");
+  await serverData.send({ type: "welcome" });
+  assert.equal((await data.receive(2000))?.type, "welcome");
+  assert.equal(pair.client.send.hasKey(), true);
+
+  data.close();
+  assert.equal(pair.client.send.hasKey(), false);
+  assert.equal(pair.client.receive.hasKey(), false);
+  assert.equal(await serverData.receive(2000), null);
+  serverData.close();
+});
+
+Deno.test("a frame read just before the channel closes yields null, not a wiped-key error", async () => {
+  const key = primitives.generateKeyPair().publicKey;
+  const mine = recordingCiphers(key), peer = recordingCiphers(key);
+  const sealed = encodeFrame(
+    peer.send.encryptWithAd(new Uint8Array(0), new TextEncoder().encode('{"type":"msg"}')),
+  );
+  // a connection whose read completes when the test says so
+  let deliver: ((n: number) => void) | undefined;
+  let into: Uint8Array | undefined;
+  const connection = {
+    read(buffer: Uint8Array) {
+      into = buffer;
+      return new Promise<number | null>((resolve) => deliver = resolve);
+    },
+    write: (bytes: Uint8Array) => Promise.resolve(bytes.length),
+    close() {},
+  };
+  const owner = new Channel(connection, mine.send, mine.receive, { ownsCiphers: true });
+  const pending = owner.receive(2000);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  into!.set(sealed);
+  deliver!(sealed.length);
+  owner.close(); // before the receive goes on to decrypt the frame
+  assert.equal(await pending, null);
 });

@@ -1,7 +1,15 @@
 import { assert } from "./helpers.ts";
-import { colorOf, sanitize } from "../lib/tty.ts";
+import { colorOf, safeJson, sanitize } from "../lib/tty.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
-import { keepaliveInterval } from "../lib/client.ts";
+import {
+  isDisplayName,
+  keepaliveInterval,
+  MAX_KEEPALIVE_MS,
+  parseServerMessage,
+} from "../lib/client.ts";
+import { KEEPALIVE_MISSES } from "../lib/constants.ts";
+import { MAX_TIMER_MS, ProtocolError } from "../lib/errors.ts";
+import type { Message } from "../lib/channel.ts";
 import { parseLimits } from "../lib/cli/serve.ts";
 import { UserError } from "../lib/cli/output.ts";
 import { lineProblem, utf8Length } from "../lib/lines.ts";
@@ -96,6 +104,104 @@ Deno.test("keepaliveInterval() follows the server, never below 1 s, 15 s when it
   assert.equal(keepaliveInterval(1500.4), 1500);
   for (const nothing of [undefined, null, "5000", 0, -1, NaN, Infinity]) {
     assert.equal(keepaliveInterval(nothing), 15_000);
+  }
+});
+
+Deno.test("keepaliveInterval() never exceeds 1 hour, so 3 intervals stay a valid timer delay", () => {
+  assert.equal(MAX_KEEPALIVE_MS, 3_600_000);
+  assert.equal(keepaliveInterval(MAX_KEEPALIVE_MS), MAX_KEEPALIVE_MS);
+  for (const huge of [MAX_KEEPALIVE_MS + 1, 715_827_883, 2 ** 31, 2 ** 53, Number.MAX_VALUE]) {
+    assert.equal(keepaliveInterval(huge), MAX_KEEPALIVE_MS);
+  }
+  assert.ok(KEEPALIVE_MISSES * MAX_KEEPALIVE_MS <= MAX_TIMER_MS);
+});
+
+Deno.test("safeJson() escapes what JSON.stringify leaves raw: DEL, C1, bidi, separators", () => {
+  const text = "a\x1b[2J\x7f\x80\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069 ünï ✓\ud800";
+  const json = safeJson({ text });
+  assert.equal(
+    json,
+    String
+      .raw`{"text":"a\u001b[2J\u007f\u0080\u009b\u009f\u2028\u2029\u202a\u202e\u2066\u2069 ünï ✓\ud800"}`,
+  );
+  assert.deepEqual(JSON.parse(json), { text });
+});
+
+Deno.test("isDisplayName() takes a name, alone or with ~ and 4 to 16 hex digits", () => {
+  for (const good of ["bob", "a", "x".repeat(32), "bob~3f9a", "b.o_b-1~0123456789abcdef"]) {
+    assert.ok(isDisplayName(good), good);
+  }
+  for (
+    const bad of [
+      "",
+      "x".repeat(33),
+      "bob~3f9",
+      "bob~0123456789abcdef0",
+      "bob~3F9A",
+      "~3f9a",
+      "bob~3f9a~3f9a",
+      "bob 3f9a",
+      "bob\x1b",
+      "\u202ebob",
+      42,
+      null,
+    ]
+  ) {
+    assert.equal(isDisplayName(bad), false, JSON.stringify(bad));
+  }
+});
+
+Deno.test("parseServerMessage() returns known messages exactly and ignores unknown types", () => {
+  const parse = (m: Record<string, unknown>) => parseServerMessage(m as Message);
+  assert.deepEqual(parse({ type: "msg", from: "bob~3f9a", text: "hi", extra: 1 }), {
+    type: "msg",
+    from: "bob~3f9a",
+    text: "hi",
+  });
+  assert.deepEqual(
+    parse({ type: "presence", event: "join", name: "bob", fingerprint: "3f9a:12bc:0d4e:77a1" }),
+    { type: "presence", event: "join", name: "bob", fingerprint: "3f9a:12bc:0d4e:77a1" },
+  );
+  assert.deepEqual(parse({ type: "presence", event: "leave", name: "bob", reason: "new-one" }), {
+    type: "presence",
+    event: "leave",
+    name: "bob",
+    reason: "new-one",
+  });
+  assert.deepEqual(parse({ type: "who", members: [] }), { type: "who", members: [] });
+  assert.deepEqual(parse({ type: "notice", code: "slow-down", message: "easy" }), {
+    type: "notice",
+    code: "slow-down",
+    message: "easy",
+  });
+  assert.deepEqual(parse({ type: "keepalive" }), { type: "keepalive" });
+  assert.equal(parse({ type: "future-thing", x: {} }), undefined);
+});
+
+Deno.test("parseServerMessage() refuses a field of the wrong type or form, saying which", () => {
+  const table: [Record<string, unknown>, string][] = [
+    [{ type: "msg", text: "hi" }, '"from" is not a display name'],
+    [{ type: "msg", from: "bob", text: 1 }, '"text" is not a string'],
+    [{ type: "msg", from: "bob\x1b]0;x\x07", text: "hi" }, '"from" is not a display name'],
+    [{ type: "presence", event: "join", name: "bob" }, '"fingerprint" is not a fingerprint'],
+    [{ type: "presence", event: "leave", name: "bob", reason: [] }, '"reason" is not a string'],
+    [{ type: "presence", event: "dance", name: "bob" }, '"event" is not join or leave'],
+    [{ type: "presence", event: "join", name: ["bob"] }, '"name" is not a display name'],
+    [{ type: "who", members: "bob" }, '"members" is not a list of display names'],
+    [{ type: "who", members: ["bob", "\u202e"] }, '"members" is not a list of display names'],
+    [{ type: "notice", code: { toString: 1 }, message: "x" }, '"code" is not a code'],
+    [{ type: "notice", code: "Slow Down", message: "x" }, '"code" is not a code'],
+    [{ type: "error", code: "x".repeat(33), message: "x" }, '"code" is not a code'],
+    [{ type: "error", code: "revoked", message: null }, '"message" is not a string'],
+  ];
+  for (const [message, why] of table) {
+    assert.throws(
+      () => parseServerMessage(message as Message),
+      (e: unknown) =>
+        e instanceof ProtocolError &&
+        e.message === `the server sent a bad ${message.type}: ${why}`,
+      JSON.stringify(message),
+    );
   }
 });
 

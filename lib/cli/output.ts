@@ -7,6 +7,7 @@
 import { Exit } from "../constants.ts";
 import type { LineError } from "../keys.ts";
 import { KeystoreError } from "../keystore.ts";
+import { sanitize } from "../tty.ts";
 
 const PROGRAM = "chat";
 const encoder = new TextEncoder();
@@ -72,19 +73,23 @@ export function writeStderr(text: string): void {
   write(Deno.stderr, text);
 }
 
-/** Writes `chat: <message>` to stderr: what the command did, for the person at the terminal. */
+/**
+ * Writes `chat: <message>` to stderr: what the command did, for the person at the terminal.
+ * Like every `chat: …` line, it may carry what a peer sent: its control characters are shown
+ * as U+FFFD (PROTOCOL.md section 9.6) and a line break as `\n`.
+ */
 export function printInfo(message: string): void {
-  write(Deno.stderr, `${PROGRAM}: ${message}\n`);
+  write(Deno.stderr, `${PROGRAM}: ${oneLine(message)}\n`);
 }
 
 /** Writes `chat: warning: <message>` to stderr. */
 export function printWarning(message: string): void {
-  write(Deno.stderr, `${PROGRAM}: warning: ${message}\n`);
+  write(Deno.stderr, `${PROGRAM}: warning: ${oneLine(message)}\n`);
 }
 
 /** Writes `chat: hint: <hint>` lines to stderr. */
 export function printHints(hints: string[]): void {
-  for (const hint of hints) write(Deno.stderr, `${PROGRAM}: hint: ${hint}\n`);
+  for (const hint of hints) write(Deno.stderr, `${PROGRAM}: hint: ${oneLine(hint)}\n`);
 }
 
 /**
@@ -105,9 +110,12 @@ export function printError(
   printHints(hints);
 }
 
-/** Never let a message break the line structure of stderr. */
+/**
+ * `text` as one inert line of stderr: a line break shown as `\n` (a message never breaks the line
+ * structure), any other control character as U+FFFD (it never reaches the terminal).
+ */
 function oneLine(text: string): string {
-  return text.replace(/\r?\n/g, "\\n");
+  return sanitize(text.replace(/\r?\n/g, "\\n"));
 }
 
 /** Hints the command line adds to a keystore failure, by code. */
