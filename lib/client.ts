@@ -12,6 +12,7 @@ import {
   JOIN_TIMEOUT_MS,
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_MISSES,
+  MAX_KEEPALIVE_MS,
   MIN_KEEPALIVE_MS,
   NAME_PATTERN,
 } from "./constants.ts";
@@ -88,12 +89,6 @@ export interface ClientSession {
   /** How often to send keepalives: the server's interval from its welcome, else the default. */
   keepaliveMs: number;
 }
-
-/**
- * The longest keepalive interval the client follows: 1 hour. Three of them (the silence limit)
- * stay far below the timers' 2^31-1 ms, past which a wait would end after 1 ms.
- */
-export const MAX_KEEPALIVE_MS = 3_600_000;
 
 /**
  * The keepalive interval to use for a server's announced `keepalive_ms`: at least 1 s (a

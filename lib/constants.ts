@@ -92,11 +92,9 @@ export const CONNECT_RATE_PER_SECOND = 20;
 /** New control connections at once from one source address before the rate applies. */
 export const CONNECT_BURST = 5;
 /**
- * The longest any timer may be set for. Deno (like browsers) turns a delay above 2^31-1 ms into
- * 1 ms, so every duration a peer or a flag can set is clamped or refused below this.
+ * The longest keepalive interval a server may set and a client will use (three of them, the
+ * silence limit, stay far below the 2^31-1 ms a timer can take: see MAX_TIMER_MS in errors.ts).
  */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The longest keepalive interval a server may set (its silence limit is three of these). */
 export const MAX_KEEPALIVE_MS = 3_600_000;
 /** The longest handshake or join deadline a server may set. */
 export const MAX_DEADLINE_MS = 3_600_000;

@@ -397,7 +397,9 @@ export class ChatServer {
           this.#log.line("data-port", `data port ${port}: closed ${from}: ${why}`),
       });
       control.close();
+      // the session's channel owns the transport keys: they are wiped when it closes
       const channel = new Channel(joined.connection, handshake.send, handshake.receive, {
+        ownsCiphers: true,
         reader: joined.reader,
         maxQueuedBytes: this.#limits.maxQueuedBytes,
       });

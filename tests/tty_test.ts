@@ -1,13 +1,8 @@
 import { assert } from "./helpers.ts";
 import { colorOf, safeJson, sanitize } from "../lib/tty.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
-import {
-  isDisplayName,
-  keepaliveInterval,
-  MAX_KEEPALIVE_MS,
-  parseServerMessage,
-} from "../lib/client.ts";
-import { KEEPALIVE_MISSES } from "../lib/constants.ts";
+import { isDisplayName, keepaliveInterval, parseServerMessage } from "../lib/client.ts";
+import { KEEPALIVE_MISSES, MAX_KEEPALIVE_MS } from "../lib/constants.ts";
 import { MAX_TIMER_MS, ProtocolError } from "../lib/errors.ts";
 import type { Message } from "../lib/channel.ts";
 import { parseLimits } from "../lib/cli/serve.ts";
