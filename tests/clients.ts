@@ -232,3 +232,16 @@ export async function inBatches<T>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
+
+/**
+ * How many log lines of `kind` a server wrote about, counting both the lines written in full
+ * that match `pattern` and the ones its log limiter summed up (`… and N more "kind" lines`).
+ */
+export function countLogged(stderr: string[], pattern: RegExp, kind: string): number {
+  const summary = new RegExp(`… and ([\\d,]+) more "${kind}" lines?`);
+  return stderr.reduce((count, line) => {
+    const more = summary.exec(line);
+    if (more) return count + Number(more[1].replaceAll(",", ""));
+    return count + (pattern.test(line) ? 1 : 0);
+  }, 0);
+}

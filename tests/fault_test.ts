@@ -53,7 +53,10 @@ fault(
     const half = halfFrame(encodeMessage({ type: "msg", text: "cut" }));
     await writeAll(session.channel.connection, half);
     session.channel.close();
-    await server.waitFor("stderr", /raw: connection closed in the middle of a frame/);
+    await server.waitFor(
+      "stderr",
+      /raw left \(dropped: connection closed in the middle of a frame/,
+    );
     await ann.waitFor("stderr", /raw left \(dropped\)/);
     assert.ok(!server.stdout.some((line) => line.includes("cut")), "nothing of the cut line shown");
 

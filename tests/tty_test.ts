@@ -36,7 +36,7 @@ Deno.test("parseTarget() reads HOST, HOST:PORT and IPv6 forms", () => {
   }
 });
 
-Deno.test("parseLimits() turns seconds into milliseconds and refuses non-positive values", () => {
+Deno.test("parseLimits() turns seconds into milliseconds and refuses values out of range", () => {
   const limits = parseLimits({
     host: "h",
     port: "1",
@@ -48,10 +48,10 @@ Deno.test("parseLimits() turns seconds into milliseconds and refuses non-positiv
   assert.equal(limits.handshakeTimeoutMs, 2500);
   assert.equal(limits.rateLinesPerSecond, 5);
   assert.equal(limits.peerSilenceMs, 12_000);
-  for (const bad of ["0", "-1", "abc", "1e3", ""]) {
+  for (const bad of ["0", "-1", "abc", "1e3", "", "1.5", "1201"]) {
     assert.throws(
       () => parseLimits({ host: "h", port: "1", name: "n", maxMembers: bad }),
-      /--max-members: expected a positive number/,
+      /--max-members: expected a whole number from 1 to 1200/,
     );
   }
 });
@@ -85,7 +85,7 @@ Deno.test("utf8Length() agrees with TextEncoder, surrogate pairs and lone surrog
 Deno.test("parseLimits() refuses a keepalive under one second", () => {
   assert.throws(
     () => parseLimits({ host: "h", port: "1", name: "n", keepalive: "0.5" }),
-    /--keepalive: must be at least 1 s/,
+    /--keepalive: expected a number of seconds from 1 to 3600/,
   );
   assert.equal(
     parseLimits({ host: "h", port: "1", name: "n", keepalive: "1.5" }).keepaliveMs,
