@@ -467,25 +467,49 @@ export class Keystore {
   }
 
   /**
-   * Pins `key` for `address`, replacing an older pin for the same address, under the lock and
-   * atomically. Returns the key it replaced, if any. Deciding whether a changed key may replace
-   * the pin is the caller's job.
+   * Pins `key` for a server's addresses (`host:port`: the name it was reached by and the IP
+   * address connected to, as ssh's CheckHostIP), all in one write, under the lock. Returns the
+   * key pinned before (the first that differs from `key`, else the first found), `undefined` if
+   * no address had one.
+   *
+   * Without `replace` (a first contact) the pin is added only where there is none; if any
+   * address has another key pinned, that key is returned and nothing is written. Checking under
+   * the lock is what makes two racing first contacts shown different keys end with one pin and
+   * one changed key. With `replace` (an explicit key the server matched), every address gets
+   * `key`, replacing older pins.
    */
-  async pinServer(address: string, key: Uint8Array): Promise<Uint8Array | undefined> {
-    const normalized = normalizeAddress(address);
+  async pinServer(
+    addresses: string | readonly string[],
+    key: Uint8Array,
+    options: { replace?: boolean } = {},
+  ): Promise<Uint8Array | undefined> {
+    const wanted = [
+      ...new Set((typeof addresses === "string" ? [addresses] : addresses)
+        .map(normalizeAddress)),
+    ];
     return await this.withLock(async () => {
       const path = this.paths.knownServers;
       const { text, mode } = await readForUpdate(path);
       const servers = parseKnownServers(text);
       this.refuseBadLines(path, servers.errors);
-      const old = servers.entries.find((entry) => entry.address === normalized);
-      if (old && sameKey(old.key, key)) return old.key;
-      const line = formatKnownServerLine(normalized, key);
+      const old = wanted.map((address) => servers.entries.find((e) => e.address === address));
+      const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
+        old.find((entry) => entry);
+      if (before && !sameKey(before.key, key) && !options.replace) return before.key;
       const lines = [...servers.lines];
-      if (old) lines[old.line - 1] = line;
-      else lines.push(line);
-      await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      return old?.key;
+      let changed = false;
+      wanted.forEach((address, index) => {
+        const entry = old[index];
+        if (entry && sameKey(entry.key, key)) return;
+        const line = formatKnownServerLine(address, key);
+        if (entry) lines[entry.line - 1] = line;
+        else lines.push(line);
+        changed = true;
+      });
+      if (changed) {
+        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
+      }
+      return before?.key;
     });
   }
 }
