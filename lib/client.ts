@@ -169,7 +169,12 @@ async function verifyServerKey(
   remote?: Deno.Addr,
 ): Promise<void> {
   const address = addressOf(config.hostname, config.port);
-  const connected = remote?.transport === "tcp" ? addressOf(remote.hostname, config.port) : address;
+  let connected = address;
+  if (remote?.transport === "tcp") {
+    try {
+      connected = addressOf(canonicalHost(remote.hostname), config.port);
+    } catch { /* no IP literal we can key a pin by (an IPv6 zone): the name alone */ }
+  }
   const addresses = connected === address ? [address] : [address, connected];
   if (config.serverKey) {
     if (!sameKey(config.serverKey, presented)) {
