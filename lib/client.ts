@@ -18,6 +18,7 @@ import {
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
 import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
+import { canonicalHost, isIPv6 } from "./address.ts";
 import { sameKey } from "./keys.ts";
 import { initiateHandshake } from "./secure.ts";
 
@@ -56,8 +57,19 @@ export class ConnectError extends Error {
 
 /** Where pinned server keys live (the keystore's known_servers is one). */
 export interface ServerPins {
+  /** The key pinned for `address` (`host:port`), if any. */
   lookupServer(address: string): Promise<Uint8Array | undefined>;
-  pinServer(address: string, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /**
+   * Pins `key` for every address at once and returns the key pinned before, if any. Without
+   * `replace` it only adds: if another key is pinned (a racing first contact may have pinned
+   * since the lookup), that key is returned and nothing changes. With `replace` the key
+   * replaces every older pin (see `Keystore.pinServer`).
+   */
+  pinServer(
+    addresses: string | readonly string[],
+    key: Uint8Array,
+    options?: { replace?: boolean },
+  ): Promise<Uint8Array | undefined>;
 }
 
 /** How to reach and join a server. */
@@ -219,14 +231,28 @@ function describeType(type: string): string {
   return CODE.test(type) ? `"${type}"` : "a message of another type";
 }
 
-/** `host:port` as pins are keyed (IPv6 in brackets). */
+/**
+ * `host:port` as pins are keyed: the host in canonical form (`canonicalHost`: `127.1` and
+ * `[::ffff:127.0.0.1]` are `127.0.0.1`, names lower case), IPv6 in brackets.
+ */
 export function addressOf(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  const host = hostOf(hostname);
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The canonical form of a host, or the host as given if it is no valid address at all. */
+function hostOf(hostname: string): string {
+  try {
+    return canonicalHost(hostname);
+  } catch {
+    return hostname; // the connection will fail and say so
+  }
 }
 
 async function dial(hostname: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
   const address = addressOf(hostname, port);
-  const attempt = Deno.connect({ hostname, port });
+  // the address pins are keyed by is the address dialled, whatever the resolver makes of the rest
+  const attempt = Deno.connect({ hostname: hostOf(hostname), port });
   try {
     const connection = await withDeadline(attempt, timeoutMs, "connect timed out", () => {
       attempt.then((late) => late.close(), () => {});
@@ -243,26 +269,57 @@ async function dial(hostname: string, port: number, timeoutMs: number): Promise<
   }
 }
 
-/** Checks the server's key against `--server-key` or the pin, pinning it on first contact. */
-async function verifyServerKey(config: ConnectConfig, presented: Uint8Array): Promise<void> {
+/**
+ * Checks the server's key against `--server-key` or the pins, pinning it on first contact.
+ *
+ * Like ssh's CheckHostIP, the key is pinned and checked both for the address as given and for
+ * the IP address connected to (`remote`): one server reached as `localhost` and as `127.0.0.1`
+ * is one first contact, and a name that now leads to an address pinned with another key is a
+ * changed key. A first contact is "pin if absent, otherwise compare", decided under the pins'
+ * lock, so of two racing first contacts shown different keys only one pins.
+ */
+async function verifyServerKey(
+  config: ConnectConfig,
+  presented: Uint8Array,
+  remote?: Deno.Addr,
+): Promise<void> {
   const address = addressOf(config.hostname, config.port);
+  let connected = address;
+  if (remote?.transport === "tcp") {
+    try {
+      connected = addressOf(canonicalHost(remote.hostname), config.port);
+    } catch { /* no IP literal we can key a pin by (an IPv6 zone): the name alone */ }
+  }
+  const addresses = connected === address ? [address] : [address, connected];
   if (config.serverKey) {
     if (!sameKey(config.serverKey, presented)) {
       throw new ServerKeyChangedError(address, config.serverKey, presented, true);
     }
-    const replaced = await config.pins.pinServer(address, presented);
+    const replaced = await config.pins.pinServer(addresses, presented, { replace: true });
     if (!replaced || !sameKey(replaced, presented)) config.onPinned?.(address, presented);
     return;
   }
-  const pinned = await config.pins.lookupServer(address);
-  if (pinned) {
-    if (!sameKey(pinned, presented)) {
-      throw new ServerKeyChangedError(address, pinned, presented, false);
-    }
-    return;
+  const refuseChanged = (pins: (Uint8Array | undefined)[]) => {
+    pins.forEach((pinned, index) => {
+      if (pinned && !sameKey(pinned, presented)) {
+        throw new ServerKeyChangedError(addresses[index], pinned, presented, false);
+      }
+    });
+  };
+  const lookup = () => Promise.all(addresses.map((a) => config.pins.lookupServer(a)));
+  const known = await lookup();
+  refuseChanged(known);
+  if (known.every((pinned) => pinned !== undefined)) return;
+  // pin what is missing; a first contact racing us may have pinned another key meanwhile
+  const before = await config.pins.pinServer(addresses, presented);
+  if (before && !sameKey(before, presented)) {
+    refuseChanged(await lookup());
+    throw new ServerKeyChangedError(address, before, presented, false);
   }
-  await config.pins.pinServer(address, presented);
-  config.onPinned?.(address, presented);
+  // a new name for an address pinned with this key, or the reverse, is no first contact
+  if (!before && known.every((pinned) => pinned === undefined)) {
+    config.onPinned?.(address, presented);
+  }
 }
 
 /**
@@ -280,7 +337,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
         control,
         config.identity,
         config.name,
-        (key) => verifyServerKey(config, key),
+        (key) => verifyServerKey(config, key, control.remoteAddr),
       ),
       timeoutMs,
       "the server did not complete the handshake in time",

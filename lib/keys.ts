@@ -6,6 +6,7 @@
  */
 import { base64, bech32, bech32m } from "@scure/base";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { canonicalHost, isIPv6 } from "./address.ts";
 import { KEY_BYTES, PUBLIC_KEY_HRP, SECRET_KEY_HRP } from "./constants.ts";
 import { type KeyPair, primitives } from "./crypto.ts";
 import { validateName } from "./names.ts";
@@ -435,7 +436,7 @@ export function parseAllowlist(text: string): ParsedFile<AllowEntry> {
 
 /** One pinned server key. */
 export interface KnownServer {
-  /** `host:port`, host lowercased, IPv6 in brackets. */
+  /** `host:port` in the form of `normalizeAddress` (IPv6 in brackets). */
   address: string;
   /** The server's 32-byte static public key. */
   key: Uint8Array;
@@ -444,13 +445,15 @@ export interface KnownServer {
 }
 
 /**
- * Checks a server address `host:port` (IPv6 as `[::1]:7447`) and returns it with the host
- * lowercased. Throws a `SyntaxError` saying what is wrong.
+ * Checks a server address `host:port` (IPv6 as `[::1]:7447`) and returns it with the host in
+ * canonical form (`canonicalHost`: every spelling of an IP address is one, names lowercased), so
+ * that one server has one pin. Throws a `SyntaxError` saying what is wrong.
  *
  * @example
  * ```ts
  * import { normalizeAddress } from "./keys.ts";
  * normalizeAddress("Example.org:7447"); // "example.org:7447"
+ * normalizeAddress("127.1:07447"); // "127.0.0.1:7447"
  * ```
  */
 export function normalizeAddress(address: string): string {
@@ -460,7 +463,14 @@ export function normalizeAddress(address: string): string {
   if (!match) throw fail('expected "host:port" (IPv6 as "[::1]:port")');
   const port = Number(match[2]);
   if (port < 1 || port > 65535) throw fail(`port ${match[2]} is not in 1-65535`);
-  return `${match[1].toLowerCase()}:${port}`;
+  let host: string;
+  try {
+    host = canonicalHost(match[1]);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw fail(error.message);
+  }
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**
@@ -495,6 +505,8 @@ export function parseKnownServers(text: string): ParsedFile<KnownServer> {
       const address = normalizeAddress(fields[0]);
       const key = parsePublicKey(fields[1]);
       const earlier = entries.find((entry) => entry.address === address);
+      // two spellings of one address (written before addresses were canonical) with one key
+      if (earlier && sameKey(earlier.key, key)) return;
       if (earlier) throw new SyntaxError(`${address} is already listed on line ${earlier.line}`);
       entries.push({ address, key, line });
     } catch (error) {

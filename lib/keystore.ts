@@ -2,7 +2,10 @@
  * The keys folder: the identity (secret key file, mode 0600, and its public key), the allowlist
  * and the pinned server keys. Every write goes to a temporary file that is renamed over the old
  * one, and every read-modify-write holds an exclusive lock on `.lock`, so a crash or twenty
- * concurrent runs never lose or half-write a line. Never prints; throws `KeystoreError`.
+ * concurrent runs never lose or half-write a line. Like OpenSSH's StrictModes, nothing in a folder
+ * or file that another user owns or can write is trusted, and a symbolic link where a file belongs
+ * is refused: whoever could change them could put their key in `allowed`. Never prints; throws
+ * `KeystoreError`.
  * @module
  */
 import { basename, dirname, join } from "node:path";
@@ -44,8 +47,10 @@ export const KEY_FILES = {
 export const FOLDER_MODE = 0o700;
 /** Mode of the secret key file. */
 export const SECRET_FILE_MODE = 0o600;
-/** Mode of new public files (public key, allowlist, known servers). */
+/** Mode of new public files (public key, allowlist, known servers), less the umask. */
 export const PUBLIC_FILE_MODE = 0o644;
+/** Permission bits that let group or others write. */
+const GROUP_OTHER_WRITE = 0o022;
 
 /**
  * Whether files have Unix modes. Windows has none (Deno.chmod only toggles the read-only bit
@@ -61,6 +66,7 @@ export type KeystoreErrorCode =
   | "NO_IDENTITY" // no secret key file
   | "IDENTITY_EXISTS" // keygen without force
   | "INSECURE_MODE" // secret key file accessible by group or others
+  | "UNSAFE" // the folder or a file in it is another user's, writable by others, or a link
   | "BAD_IDENTITY" // the secret key file or the public key file is wrong
   | "BAD_FILE" // a line-based file has bad lines; nothing was changed
   | "CONFLICT" // the requested change conflicts with the file (label taken)
@@ -144,7 +150,10 @@ export class Keystore {
 
   // --- Folder and lock ---------------------------------------------------------
 
-  /** Throws `NO_FOLDER`, `NOT_A_FOLDER` or `IO` unless the keys folder exists. */
+  /**
+   * Throws `NO_FOLDER`, `NOT_A_FOLDER` or `IO` unless the keys folder exists, and `UNSAFE` if
+   * another user owns it or group or others can write it (the folder may be a link to a folder).
+   */
   async checkFolder(): Promise<void> {
     let info: Deno.FileInfo;
     try {
@@ -159,6 +168,36 @@ export class Keystore {
       throw fsError(error, "open the keys folder", this.dir);
     }
     if (!info.isDirectory) throw this.notAFolder();
+    if (!UNIX_MODES) return;
+    const me = await currentUserId();
+    if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
+      throw new KeystoreError(
+        "UNSAFE",
+        `the keys folder ${this.dir} belongs to user ${info.uid}, not to you (user ${me}): ` +
+          "its owner can replace your keys",
+        {
+          hints: [
+            "use a keys folder of your own: --keys DIR or CHAT_KEYS=DIR",
+            `or, if its files are yours, check them and take it over (as root): ` +
+            `chown -R ${me} ${this.dir}`,
+          ],
+        },
+      );
+    }
+    if (info.mode !== null && (info.mode & GROUP_OTHER_WRITE) !== 0) {
+      throw new KeystoreError(
+        "UNSAFE",
+        `the keys folder ${this.dir} is writable by group or others ` +
+          `(mode ${formatMode(info.mode)}): anyone who can write it can replace your keys`,
+        {
+          hints: [
+            `make it private with: chmod 700 ${this.dir}`,
+            `then check ${KEY_FILES.allowed} and ${KEY_FILES.knownServers} in it: ` +
+            "someone may have changed them",
+          ],
+        },
+      );
+    }
   }
 
   /** The error for a keys path that is not a folder. */
@@ -177,9 +216,8 @@ export class Keystore {
       if (!(error instanceof KeystoreError) || error.code !== "NO_FOLDER") throw error;
     }
     try {
+      // the umask can only take bits away from 0700; no chmod by path afterwards
       await Deno.mkdir(this.dir, { recursive: true, mode: FOLDER_MODE });
-      // the umask may have taken bits away; keep 0700
-      if (UNIX_MODES) await Deno.chmod(this.dir, FOLDER_MODE);
     } catch (error) {
       throw fsError(error, "create the keys folder", this.dir);
     }
@@ -188,16 +226,13 @@ export class Keystore {
 
   /**
    * Runs `fn` holding an exclusive lock (flock) on the folder's `.lock` file. The kernel drops
-   * the lock if the process dies, so a crash never leaves the folder locked.
+   * the lock if the process dies, so a crash never leaves the folder locked. A `.lock` that is a
+   * link, another user's, or writable by others is refused (`UNSAFE`): opening it must not
+   * create or touch a file outside the folder.
    */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     await this.checkFolder();
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.paths.lock, { create: true, write: true, mode: 0o600 });
-    } catch (error) {
-      throw fsError(error, "open the lock file", this.paths.lock);
-    }
+    const file = await openLock(this.paths.lock);
     try {
       await file.lock(true);
       return await fn();
@@ -210,30 +245,22 @@ export class Keystore {
 
   /** Whether the secret key file exists (whatever its content). */
   async hasIdentity(): Promise<boolean> {
-    return (await statOrUndefined(this.paths.identity, "check")) !== undefined;
+    return (await lstatOrUndefined(this.paths.identity, "check")) !== undefined;
   }
 
   /**
    * Loads the identity. Refuses a secret key file that group or others can access (hint:
-   * `chmod 600 <path>`), and checks that `identity.pub`, if present, holds the matching key.
+   * `chmod 600 <path>`), a link or another user's file, and checks that `identity.pub`, if
+   * present, holds the matching key.
    */
   async loadIdentity(): Promise<KeyPair> {
     await this.checkFolder();
     const path = this.paths.identity;
-    const info = await statOrUndefined(path, "read");
-    if (!info) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
-    if (!info.isFile) throw new KeystoreError("BAD_IDENTITY", `${path} is not a file`);
-    if (UNIX_MODES && info.mode !== null && (info.mode & 0o077) !== 0) {
-      throw new KeystoreError(
-        "INSECURE_MODE",
-        `the secret key file ${path} is accessible by group or others ` +
-          `(mode ${formatMode(info.mode)}); it must be 0600`,
-        { hints: [`make it private with: chmod 600 ${path}`] },
-      );
-    }
+    const read = await readKeyFile(path, { secret: true });
+    if (!read) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
     let pair: KeyPair;
     try {
-      pair = parseIdentity(await readText(path));
+      pair = parseIdentity(read.text);
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
       throw new KeystoreError(
@@ -251,13 +278,9 @@ export class Keystore {
   /** Throws `BAD_IDENTITY` unless identity.pub is missing or holds `publicKey`. */
   private async checkPublicFile(publicKey: Uint8Array): Promise<void> {
     const path = this.paths.publicKey;
-    let text: string;
-    try {
-      text = await readText(path);
-    } catch (error) {
-      if (error instanceof KeystoreError && error.cause instanceof Deno.errors.NotFound) return;
-      throw error;
-    }
+    const read = await readKeyFile(path);
+    if (!read) return;
+    const text = read.text;
     const line = splitLines(text).map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
     let stored: Uint8Array | undefined;
     try {
@@ -318,7 +341,7 @@ export class Keystore {
   /** The allowlist file's text ("" when there is none), for callers that cache the parse. */
   async readAllowlistText(): Promise<string> {
     await this.checkFolder();
-    return await readTextOrEmpty(this.paths.allowed);
+    return (await readKeyFile(this.paths.allowed))?.text ?? "";
   }
 
   /**
@@ -429,7 +452,7 @@ export class Keystore {
   /** Reads `known_servers`; a missing file is an empty list (the folder must exist). */
   async readKnownServers(): Promise<ParsedFile<KnownServer>> {
     await this.checkFolder();
-    return parseKnownServers(await readTextOrEmpty(this.paths.knownServers));
+    return parseKnownServers((await readKeyFile(this.paths.knownServers))?.text ?? "");
   }
 
   /**
@@ -444,25 +467,49 @@ export class Keystore {
   }
 
   /**
-   * Pins `key` for `address`, replacing an older pin for the same address, under the lock and
-   * atomically. Returns the key it replaced, if any. Deciding whether a changed key may replace
-   * the pin is the caller's job.
+   * Pins `key` for a server's addresses (`host:port`: the name it was reached by and the IP
+   * address connected to, as ssh's CheckHostIP), all in one write, under the lock. Returns the
+   * key pinned before (the first that differs from `key`, else the first found), `undefined` if
+   * no address had one.
+   *
+   * Without `replace` (a first contact) the pin is added only where there is none; if any
+   * address has another key pinned, that key is returned and nothing is written. Checking under
+   * the lock is what makes two racing first contacts shown different keys end with one pin and
+   * one changed key. With `replace` (an explicit key the server matched), every address gets
+   * `key`, replacing older pins.
    */
-  async pinServer(address: string, key: Uint8Array): Promise<Uint8Array | undefined> {
-    const normalized = normalizeAddress(address);
+  async pinServer(
+    addresses: string | readonly string[],
+    key: Uint8Array,
+    options: { replace?: boolean } = {},
+  ): Promise<Uint8Array | undefined> {
+    const wanted = [
+      ...new Set((typeof addresses === "string" ? [addresses] : addresses)
+        .map(normalizeAddress)),
+    ];
     return await this.withLock(async () => {
       const path = this.paths.knownServers;
       const { text, mode } = await readForUpdate(path);
       const servers = parseKnownServers(text);
       this.refuseBadLines(path, servers.errors);
-      const old = servers.entries.find((entry) => entry.address === normalized);
-      if (old && sameKey(old.key, key)) return old.key;
-      const line = formatKnownServerLine(normalized, key);
+      const old = wanted.map((address) => servers.entries.find((e) => e.address === address));
+      const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
+        old.find((entry) => entry);
+      if (before && !sameKey(before.key, key) && !options.replace) return before.key;
       const lines = [...servers.lines];
-      if (old) lines[old.line - 1] = line;
-      else lines.push(line);
-      await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      return old?.key;
+      let changed = false;
+      wanted.forEach((address, index) => {
+        const entry = old[index];
+        if (entry && sameKey(entry.key, key)) return;
+        const line = formatKnownServerLine(address, key);
+        if (entry) lines[entry.line - 1] = line;
+        else lines.push(line);
+        changed = true;
+      });
+      if (changed) {
+        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
+      }
+      return before?.key;
     });
   }
 }
@@ -470,8 +517,10 @@ export class Keystore {
 // --- Files ---------------------------------------------------------------------------
 
 /**
- * Writes `data` to `path` atomically: a new temporary file in the same folder (created with
- * `mode`, never wider), written and synced, then renamed over `path`. On any failure the temporary
+ * Writes `data` to `path` atomically: a new temporary file in the same folder (created, never
+ * opened, with `mode` less the umask), written and synced, then renamed over `path`. Nothing is
+ * done by path to the temporary file once created: a link swapped in for it must not lend its
+ * target our mode. On any failure the temporary
  * file is removed and `path` is unchanged; the error is a `KeystoreError` (`IO`) naming `path`.
  *
  * @example
@@ -496,8 +545,6 @@ export async function writeFileAtomic(
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(temporary, { createNew: true, write: true, mode });
-    // the umask only removes bits; set the exact mode
-    if (UNIX_MODES) await Deno.chmod(temporary, mode);
     for (let written = 0; written < bytes.length;) {
       written += await file.write(bytes.subarray(written));
     }
@@ -530,33 +577,181 @@ async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-async function readText(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    throw fsError(error, "read", path);
+/** Our user id, found once (see `currentUserId`). */
+let ownUid: Promise<number | null> | undefined;
+
+/**
+ * The user id this process runs as, for the ownership checks: `Deno.uid()` when the sys
+ * permission is granted, else the owner of a temporary file we create (a new file belongs to its
+ * creator), so the `chat` task needs no `--allow-sys`. `null` where there are no user ids.
+ */
+export function currentUserId(): Promise<number | null> {
+  ownUid ??= (async () => {
+    if (!UNIX_MODES) return null;
+    const sys = await Deno.permissions.query({ name: "sys", kind: "uid" });
+    if (sys.state === "granted") return Deno.uid();
+    const probe = await Deno.makeTempFile({ prefix: "chat-uid-" });
+    try {
+      return (await Deno.lstat(probe)).uid;
+    } finally {
+      await Deno.remove(probe).catch(() => {});
+    }
+  })();
+  return ownUid;
+}
+
+/**
+ * Refuses (`UNSAFE`) an entry of the keys folder that chat must not trust: a link, not a plain
+ * file, another user's (root's is fine, as for OpenSSH), or writable by group or others. With
+ * `secret`, any access by group or others is refused (`INSECURE_MODE`).
+ */
+async function checkEntry(
+  path: string,
+  info: Deno.FileInfo,
+  options: { secret?: boolean } = {},
+): Promise<void> {
+  if (info.isSymlink) {
+    throw new KeystoreError(
+      "UNSAFE",
+      `${path} is a symbolic link; chat uses only plain files in the keys folder`,
+      {
+        hints: [
+          `replace it with a copy of the file it points to: cp ${path} ${path}.new && ` +
+          `mv ${path}.new ${path}`,
+        ],
+      },
+    );
+  }
+  if (!info.isFile) {
+    throw new KeystoreError(
+      options.secret ? "BAD_IDENTITY" : "UNSAFE",
+      `${path} is not a file`,
+    );
+  }
+  if (!UNIX_MODES) return;
+  const me = await currentUserId();
+  if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
+    throw new KeystoreError(
+      "UNSAFE",
+      `${path} belongs to user ${info.uid}, not to you (user ${me}): its owner can change it`,
+      {
+        hints: [
+          `check it, then make it yours with: cp ${path} ${path}.new && mv ${path}.new ${path}`,
+          `or (as root): chown ${me} ${path}`,
+        ],
+      },
+    );
+  }
+  if (info.mode === null) return;
+  if (options.secret && (info.mode & 0o077) !== 0) {
+    throw new KeystoreError(
+      "INSECURE_MODE",
+      `the secret key file ${path} is accessible by group or others ` +
+        `(mode ${formatMode(info.mode)}); it must be 0600`,
+      { hints: [`make it private with: chmod 600 ${path}`] },
+    );
+  }
+  if ((info.mode & GROUP_OTHER_WRITE) !== 0) {
+    throw new KeystoreError(
+      "UNSAFE",
+      `${path} is writable by group or others (mode ${formatMode(info.mode)}): ` +
+        "anyone who can write it can change your keys",
+      { hints: [`check it, then remove their write access with: chmod go-w ${path}`] },
+    );
   }
 }
 
-async function readTextOrEmpty(path: string): Promise<string> {
+/** Refuses a file that was replaced between the check (lstat) and the open (fstat). */
+async function checkSameFile(path: string, checked: Deno.FileInfo, file: Deno.FsFile) {
+  const opened = await file.stat();
+  if (opened.ino !== checked.ino || opened.dev !== checked.dev || !opened.isFile) {
+    throw new KeystoreError("UNSAFE", `${path} was replaced while chat opened it`, {
+      hints: ["check who else writes the keys folder, then try again"],
+    });
+  }
+}
+
+/**
+ * Reads a file of the keys folder after `checkEntry`, making sure the file opened is the file
+ * checked. `undefined` if it does not exist. `mode` is its permission bits (for rewriting it).
+ */
+async function readKeyFile(
+  path: string,
+  options: { secret?: boolean } = {},
+): Promise<{ text: string; mode?: number } | undefined> {
+  const info = await lstatOrUndefined(path, "read");
+  if (!info) return undefined;
+  await checkEntry(path, info, options);
+  let file: Deno.FsFile;
   try {
-    return await readText(path);
+    file = await Deno.open(path, { read: true });
   } catch (error) {
-    if (error instanceof KeystoreError && error.cause instanceof Deno.errors.NotFound) return "";
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw fsError(error, "read", path);
+  }
+  try {
+    await checkSameFile(path, info, file);
+    const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(64 * 1024);
+    for (let n; (n = await file.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));
+    const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+    chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch (error) {
+      throw fsError(new Deno.errors.InvalidData("not UTF-8", { cause: error }), "read", path);
+    }
+    return { text, mode: info.mode === null ? undefined : info.mode & 0o777 };
+  } catch (error) {
+    throw fsError(error, "read", path);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Opens `.lock` without following a link: created with O_EXCL (which never follows one), or,
+ * if it exists, checked with lstat and opened read-only (flock needs no write access) without
+ * create, then compared with what was checked.
+ */
+async function openLock(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { createNew: true, write: true, mode: 0o600 });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) {
+      throw fsError(error, "open the lock file", path);
+    }
+  }
+  const info = await lstatOrUndefined(path, "open the lock file");
+  if (!info) return await openLock(path); // removed in between: create it again
+  await checkEntry(path, info);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    throw fsError(error, "open the lock file", path);
+  }
+  try {
+    await checkSameFile(path, info, file);
+  } catch (error) {
+    file.close();
     throw error;
   }
+  return file;
 }
 
 /** The text and permission bits of a file about to be rewritten ("" and undefined if missing). */
 async function readForUpdate(path: string): Promise<{ text: string; mode?: number }> {
-  const info = await statOrUndefined(path, "read");
-  if (!info) return { text: "" };
-  return { text: await readText(path), mode: info.mode === null ? undefined : info.mode & 0o777 };
+  return (await readKeyFile(path)) ?? { text: "" };
 }
 
-async function statOrUndefined(path: string, action: string): Promise<Deno.FileInfo | undefined> {
+async function lstatOrUndefined(
+  path: string,
+  action: string,
+): Promise<Deno.FileInfo | undefined> {
   try {
-    return await Deno.stat(path);
+    return await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw fsError(error, action, path);

@@ -3,7 +3,8 @@
  * folder and checks stdout, stderr, exit codes and the files left behind.
  */
 import { fileURLToPath } from "node:url";
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
+import { defaultKeysDir, resolveKeysDir } from "../lib/cli/context.ts";
 import { primitives } from "../lib/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import {
@@ -24,13 +25,16 @@ interface Result {
   stderr: string;
 }
 
-/** Runs `chat ARGS` in `cwd` with a clean environment (no CHAT_KEYS unless given). */
+/**
+ * Runs `chat ARGS` in `cwd` with a clean environment and `CHAT_KEYS=keys` (the folder in `cwd`)
+ * unless `options.env` says otherwise: the default folder is not the current directory's.
+ */
 async function chat(
   cwd: string,
   args: string[],
   options: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<Result> {
-  const env: Record<string, string> = { NO_COLOR: "1" };
+  const env: Record<string, string> = { NO_COLOR: "1", CHAT_KEYS: "keys" };
   for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "NPM_CONFIG_REGISTRY"]) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;
@@ -140,7 +144,7 @@ Deno.test("chat pubkey without an identity says so and names chat keygen", async
   });
 });
 
-Deno.test("--keys wins over CHAT_KEYS, which wins over ./keys", async () => {
+Deno.test("--keys wins over CHAT_KEYS, which wins over the default folder", async () => {
   await inTempDir(async (dir) => {
     const fromEnv = await chat(dir, ["keygen"], { env: { CHAT_KEYS: "env-keys" } });
     expect(fromEnv, 0, /env-keys\/identity/, KEY_LINE);
@@ -156,9 +160,58 @@ Deno.test("--keys wins over CHAT_KEYS, which wins over ./keys", async () => {
       undefined,
       fromEnv.stdout,
     );
-    expect(await chat(dir, ["pubkey"]), 1, /the keys folder keys does not exist/);
+    expect(await chat(dir, ["pubkey"], { env: { CHAT_KEYS: "keys" } }), 1, /folder keys does not/);
     expect(await chat(dir, ["--keys", "", "pubkey"]), 2, /chat: error: --keys needs a folder/);
   });
+});
+
+Deno.test("without --keys or CHAT_KEYS, chat does not use ./keys of the folder it is run in", async () => {
+  await inTempDir(async (dir) => {
+    const mine = (await chat(dir, ["keygen"], { env: { CHAT_KEYS: "keys" } })).stdout;
+    const result = await chat(dir, ["pubkey"], { env: { CHAT_KEYS: "" } });
+    ok(result.stdout !== mine, "the identity in ./keys was used");
+    const repositoryKeys = fileURLToPath(new URL("../keys", import.meta.url));
+    if (result.code !== 0) match(result.stderr, new RegExp(escape(repositoryKeys)));
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+Deno.test("defaultKeysDir(): the repository's keys/ from source, a per-user folder compiled", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const source = "file:///src/chat/lib/cli/context.ts";
+  const linux = { standalone: false, moduleUrl: source, os: "linux", env: env({}) };
+  if (isPosix) strictEqual(defaultKeysDir(linux), "/src/chat/keys");
+  const compiled = { ...linux, standalone: true, env: env({ HOME: "/home/me" }) };
+  strictEqual(defaultKeysDir(compiled), "/home/me/.config/chat");
+  strictEqual(
+    defaultKeysDir({ ...compiled, env: env({ HOME: "/home/me", XDG_CONFIG_HOME: "/cfg" }) }),
+    "/cfg/chat",
+  );
+  // a relative XDG_CONFIG_HOME is invalid (XDG Base Directory) and ignored
+  strictEqual(
+    defaultKeysDir({ ...compiled, env: env({ HOME: "/home/me", XDG_CONFIG_HOME: "cfg" }) }),
+    "/home/me/.config/chat",
+  );
+  strictEqual(defaultKeysDir({ ...compiled, env: env({}) }), undefined);
+  strictEqual(
+    defaultKeysDir({ ...linux, moduleUrl: "https://example.org/chat/lib/cli/context.ts" }),
+    undefined,
+  );
+  if (Deno.build.os === "windows") {
+    const windows = {
+      ...compiled,
+      os: "windows",
+      env: env({ APPDATA: "C:\\Users\\me\\AppData\\Roaming" }),
+    };
+    strictEqual(defaultKeysDir(windows), "C:\\Users\\me\\AppData\\Roaming\\chat");
+  }
+  deepStrictEqual(resolveKeysDir(undefined, "", () => "/d"), { dir: "/d", from: "default" });
+  deepStrictEqual(resolveKeysDir(undefined, "e", () => "/d"), { dir: "e", from: "env" });
+  deepStrictEqual(resolveKeysDir("f", "e", () => "/d"), { dir: "f", from: "flag" });
+  throws(() => resolveKeysDir(undefined, undefined, () => undefined), /no default keys folder/);
 });
 
 Deno.test({

@@ -418,3 +418,57 @@ Deno.test("parseKnownServers() reads host:port KEY lines and reports bad ones", 
   strictEqual(servers.errors[2].message, `expected "HOST:PORT KEY", found 3 field(s)`);
   strictEqual(formatKnownServerLine("Example.org:7447", NINES), `example.org:7447 ${NINES_TEXT}`);
 });
+
+// Every spelling of one address that the resolver accepts must key one pin (issue 9).
+const SAME_HOST: [string, string][] = [
+  ["127.0.0.1:7447", "127.0.0.1:7447"],
+  ["127.1:7447", "127.0.0.1:7447"], // inet_aton: a.b, b fills 24 bits
+  ["127.0.1:7447", "127.0.0.1:7447"], // a.b.c, c fills 16 bits
+  ["2130706433:7447", "127.0.0.1:7447"], // one 32-bit number
+  ["127.0.0.01:7447", "127.0.0.1:7447"], // octal
+  ["0177.0.0.1:7447", "127.0.0.1:7447"],
+  ["0x7f.1:7447", "127.0.0.1:7447"], // hex
+  ["0X7F.0X0.0.0x1:7447", "127.0.0.1:7447"],
+  ["0x7f000001:7447", "127.0.0.1:7447"],
+  ["0:7447", "0.0.0.0:7447"],
+  ["255.255.255.255:1", "255.255.255.255:1"],
+  ["[::ffff:127.0.0.1]:7447", "127.0.0.1:7447"], // IPv4-mapped IPv6 is the IPv4 host
+  ["[::FFFF:7f00:1]:7447", "127.0.0.1:7447"],
+  ["[0:0:0:0:0:ffff:127.0.0.1]:7447", "127.0.0.1:7447"],
+  ["[::1]:7447", "[::1]:7447"],
+  ["[0:0:0:0:0:0:0:1]:7447", "[::1]:7447"],
+  ["[0000::0001]:7447", "[::1]:7447"],
+  ["[::]:7447", "[::]:7447"],
+  ["[2001:DB8::1]:7447", "[2001:db8::1]:7447"],
+  ["[2001:0db8:0000:0000:0000:0000:0000:0001]:7447", "[2001:db8::1]:7447"],
+  ["[2001:db8:0:0:1:0:0:1]:7447", "[2001:db8::1:0:0:1]:7447"], // RFC 5952 §4.2.3: first run
+  ["[2001:db8:0:1:1:1:1:1]:7447", "[2001:db8:0:1:1:1:1:1]:7447"], // §4.2.2: one 0 stays
+  ["[1:2:3:4:5:6:7::]:7447", "[1:2:3:4:5:6:7:0]:7447"],
+  ["[::1.2.3.4]:7447", "[::102:304]:7447"], // IPv4-compatible is not mapped
+  ["LocalHost:7447", "localhost:7447"],
+  ["example.org.:7447", "example.org:7447"],
+  // not IP literals: kept as names
+  ["127.0.0.08:7447", "127.0.0.08:7447"], // 08 is not octal
+  ["1.2.3.4.5:7447", "1.2.3.4.5:7447"],
+  ["256.1.1.1:7447", "256.1.1.1:7447"],
+  ["0x:7447", "0x:7447"],
+];
+
+Deno.test("normalizeAddress() gives every spelling of an IP address one form", () => {
+  for (const [spelling, canonical] of SAME_HOST) {
+    strictEqual(normalizeAddress(spelling), canonical, spelling);
+  }
+  for (const bad of ["[1:2:3:4:5:6:7:8:9]:1", "[1::2::3]:1", "[12345::]:1", "[::1.2.3.256]:1"]) {
+    throws(() => normalizeAddress(bad), SyntaxError, bad);
+  }
+});
+
+Deno.test("parseKnownServers() reads two spellings of one address with one key as one pin", () => {
+  const servers = parseKnownServers(`127.1:7447 ${NINES_TEXT}\n127.0.0.1:7447 ${NINES_TEXT}\n`);
+  deepStrictEqual(servers.entries, [{ address: "127.0.0.1:7447", key: NINES, line: 1 }]);
+  deepStrictEqual(servers.errors, []);
+  const clash = parseKnownServers(
+    `127.1:7447 ${NINES_TEXT}\n127.0.0.1:7447 ${encodePublicKey(ZERO)}\n`,
+  );
+  strictEqual(clash.errors[0].message, "127.0.0.1:7447 is already listed on line 1");
+});

@@ -259,7 +259,11 @@ Deno.test("pinServer() and lookupServer() keep one pin per address", async () =>
     deepStrictEqual(await store.lookupServer("example.org:7447"), key(1));
     deepStrictEqual(await store.pinServer("example.org:7447", key(1)), key(1));
     await store.pinServer("[::1]:7447", key(2));
+    // a first contact only adds: another key pinned is returned and kept
     deepStrictEqual(await store.pinServer("example.org:7447", key(3)), key(1));
+    deepStrictEqual(await store.lookupServer("example.org:7447"), key(1));
+    // an explicit key replaces the pin
+    deepStrictEqual(await store.pinServer("example.org:7447", key(3), { replace: true }), key(1));
     strictEqual(
       await Deno.readTextFile(store.paths.knownServers),
       `example.org:7447 ${encodePublicKey(key(3))}\n[::1]:7447 ${encodePublicKey(key(2))}\n`,
@@ -276,6 +280,24 @@ Deno.test("lookupServer() refuses a known_servers file with bad lines", async ()
     strictEqual(
       await Deno.readTextFile(store.paths.knownServers),
       "example.org:7447 chat1damaged\n",
+    );
+  });
+});
+
+Deno.test("pinServer() pins a name and its IP address in one write, or neither", async () => {
+  await inTempDir(async (dir) => {
+    const store = new Keystore(dir);
+    await store.pinServer("127.1:7447", key(1));
+    const before = await Deno.readTextFile(store.paths.knownServers);
+    // the IP address is pinned with another key: nothing is written for the name
+    deepStrictEqual(await store.pinServer(["localhost:7447", "127.0.0.1:7447"], key(2)), key(1));
+    strictEqual(await Deno.readTextFile(store.paths.knownServers), before);
+    deepStrictEqual(await store.pinServer(["localhost:7447", "127.0.0.1:7447"], key(1)), key(1));
+    deepStrictEqual(await store.lookupServer("LOCALHOST:7447"), key(1));
+    await store.pinServer(["localhost:7447", "127.0.0.1:7447"], key(2), { replace: true });
+    strictEqual(
+      await Deno.readTextFile(store.paths.knownServers),
+      `127.0.0.1:7447 ${encodePublicKey(key(2))}\nlocalhost:7447 ${encodePublicKey(key(2))}\n`,
     );
   });
 });

@@ -1,18 +1,81 @@
 /**
- * What every command starts from: the keys folder (`--keys DIR` > `CHAT_KEYS` > `./keys`), its
- * keystore, and command-line arguments turned into values with errors the user can act on.
+ * What every command starts from: the keys folder (`--keys DIR` > `CHAT_KEYS` > the default
+ * folder, see `defaultKeysDir`), its keystore, and command-line arguments turned into values with
+ * errors the user can act on.
  * @module
  */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Exit } from "../constants.ts";
 import { parsePublicKey, PUBLIC_KEY_BASE64_LENGTH, PUBLIC_KEY_TEXT_LENGTH } from "../keys.ts";
 import { Keystore } from "../keystore.ts";
 import { validateName } from "../names.ts";
 import { UserError } from "./output.ts";
 
-/** The keys folder when neither `--keys` nor `CHAT_KEYS` is given. */
-export const DEFAULT_KEYS_DIR = "keys";
+/** The name of the per-user keys folder (in `$XDG_CONFIG_HOME`, `~/.config` or `%APPDATA%`). */
+export const APP_FOLDER = "chat";
 /** The environment variable that names the keys folder. */
 export const KEYS_ENV = "CHAT_KEYS";
+
+/** How the program runs, for `defaultKeysDir` (the real values by default). */
+export interface RunningAs {
+  /** A `deno compile`d executable (`Deno.build.standalone`). */
+  standalone: boolean;
+  /** The URL of this module: a `file:` URL in the repository when run from source. */
+  moduleUrl: string;
+  /** Deno.build.os. */
+  os: string;
+  /** Reads an environment variable. */
+  env: (name: string) => string | undefined;
+}
+
+function runningAs(): RunningAs {
+  return {
+    standalone: Deno.build.standalone,
+    moduleUrl: import.meta.url,
+    os: Deno.build.os,
+    env: (name) => Deno.env.get(name),
+  };
+}
+
+/**
+ * The keys folder when neither `--keys` nor `CHAT_KEYS` is given, never the current directory's:
+ * an installed `chat` is run from anywhere, and a `./keys` of whatever folder it stands in may be
+ * someone else's.
+ *
+ * - From source (`deno task chat`, `main.ts` on disk): the repository's `keys/` folder, found
+ *   from this module's own `file:` URL, wherever the command is run from.
+ * - Compiled (`Deno.build.standalone`, set by `deno compile`; its modules also have `file:`
+ *   URLs, of a virtual folder, so the URL alone cannot tell) or loaded from a non-`file:` URL: a
+ *   per-user folder, `$XDG_CONFIG_HOME/chat`, else `$HOME/.config/chat`; on Windows
+ *   `%APPDATA%\chat`. `undefined` if none of these variables is set.
+ *
+ * @example
+ * ```ts
+ * import { defaultKeysDir } from "./context.ts";
+ * const env = (name: string) => ({ HOME: "/home/me" } as Record<string, string>)[name];
+ * defaultKeysDir({ standalone: true, moduleUrl: "file:///x.ts", os: "linux", env });
+ * // "/home/me/.config/chat"
+ * ```
+ */
+export function defaultKeysDir(running: RunningAs = runningAs()): string | undefined {
+  if (!running.standalone && running.moduleUrl.startsWith("file:")) {
+    return fileURLToPath(new URL("../../keys", running.moduleUrl));
+  }
+  const variable = (name: string) => {
+    const value = running.env(name);
+    return value !== undefined && value !== "" ? value : undefined;
+  };
+  if (running.os === "windows") {
+    const appData = variable("APPDATA");
+    return appData === undefined ? undefined : join(appData, APP_FOLDER);
+  }
+  // XDG Base Directory: a relative $XDG_CONFIG_HOME is invalid and must be ignored
+  const config = variable("XDG_CONFIG_HOME");
+  if (config?.startsWith("/")) return join(config, APP_FOLDER);
+  const home = variable("HOME");
+  return home === undefined ? undefined : join(home, ".config", APP_FOLDER);
+}
 
 /** The options every command accepts (the program's global options). */
 export interface GlobalOptions {
@@ -24,35 +87,56 @@ export interface GlobalOptions {
 export interface Context {
   /** The keys folder in use. */
   keysDir: string;
+  /** Where it came from: `--keys`, `CHAT_KEYS`, or the default (`defaultKeysDir`). */
+  keysFrom: "flag" | "env" | "default";
   /** The keystore of that folder. */
   keystore: Keystore;
 }
 
 /**
- * The keys folder: the `--keys` flag, else the `CHAT_KEYS` variable (when not empty), else
- * `keys`. An empty `--keys ""` is a usage error.
+ * The keys folder and where it came from: the `--keys` flag, else the `CHAT_KEYS` variable (when
+ * not empty), else `fallback()` (`defaultKeysDir()`). An empty `--keys ""` is a usage error, and so is no
+ * default (no home folder to put it in).
  *
  * @example
  * ```ts
  * import { resolveKeysDir } from "./context.ts";
- * resolveKeysDir(undefined, "/home/me/.chat"); // "/home/me/.chat"
- * resolveKeysDir("other", "/home/me/.chat"); // "other"
- * resolveKeysDir(undefined, undefined); // "keys"
+ * resolveKeysDir(undefined, "/home/me/.chat"); // { dir: "/home/me/.chat", from: "env" }
+ * resolveKeysDir("other", "/home/me/.chat"); // { dir: "other", from: "flag" }
+ * resolveKeysDir(undefined, undefined, () => "/home/me/.config/chat").from; // "default"
  * ```
  */
-export function resolveKeysDir(flag: string | undefined, env: string | undefined): string {
+export function resolveKeysDir(
+  flag: string | undefined,
+  env: string | undefined,
+  fallback: () => string | undefined = defaultKeysDir,
+): { dir: string; from: Context["keysFrom"] } {
   if (flag !== undefined) {
     if (flag === "") throw new UserError("--keys needs a folder", { exitCode: Exit.USAGE });
-    return flag;
+    return { dir: flag, from: "flag" };
   }
-  if (env !== undefined && env !== "") return env;
-  return DEFAULT_KEYS_DIR;
+  if (env !== undefined && env !== "") return { dir: env, from: "env" };
+  const dir = fallback();
+  if (dir === undefined) {
+    throw new UserError("there is no default keys folder: HOME (APPDATA on Windows) is not set", {
+      exitCode: Exit.USAGE,
+      hints: ["give one with --keys DIR or CHAT_KEYS=DIR"],
+    });
+  }
+  return { dir, from: "default" };
 }
 
 /** The context of a command, from the global options and the environment. */
 export function createContext(options: GlobalOptions): Context {
-  const keysDir = resolveKeysDir(options.keys, Deno.env.get(KEYS_ENV));
-  return { keysDir, keystore: new Keystore(keysDir) };
+  const { dir, from } = resolveKeysDir(options.keys, Deno.env.get(KEYS_ENV));
+  return { keysDir: dir, keysFrom: from, keystore: new Keystore(dir) };
+}
+
+/** Says which keys folder a new identity went to when the user did not choose it. */
+export function describeDefaultFolder(context: Context): string | undefined {
+  if (context.keysFrom !== "default") return undefined;
+  return `${context.keysDir} is the default keys folder; choose another with --keys DIR or ` +
+    "CHAT_KEYS=DIR";
 }
 
 /**

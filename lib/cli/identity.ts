@@ -5,7 +5,7 @@
  */
 import type { KeyPair } from "../crypto.ts";
 import { encodePublicKey, fingerprint } from "../keys.ts";
-import type { Context } from "./context.ts";
+import { type Context, describeDefaultFolder } from "./context.ts";
 import { printInfo } from "./output.ts";
 
 /** Loads the identity, creating it (and the keys folder) with a notice when there is none. */
@@ -17,5 +17,7 @@ export async function loadOrCreateIdentity(context: Context): Promise<KeyPair> {
     `no identity in ${keystore.dir}: created one (public key ${encodePublicKey(pair.publicKey)}, ` +
       `fingerprint ${fingerprint(pair.publicKey)})`,
   );
+  const folder = describeDefaultFolder(context);
+  if (folder) printInfo(folder);
   return pair;
 }

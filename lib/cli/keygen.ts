@@ -6,7 +6,7 @@
 import { Exit } from "../constants.ts";
 import { encodePublicKey, fingerprint } from "../keys.ts";
 import { KeystoreError } from "../keystore.ts";
-import type { Context } from "./context.ts";
+import { type Context, describeDefaultFolder } from "./context.ts";
 import { printData, printInfo, printWarning, UserError } from "./output.ts";
 
 /** Options of `chat keygen`. */
@@ -40,6 +40,8 @@ export async function keygen(context: Context, options: KeygenOptions): Promise<
     `wrote the public key to ${keystore.paths.publicKey} ` +
       `(fingerprint ${fingerprint(pair.publicKey)})`,
   );
+  const folder = describeDefaultFolder(context);
+  if (folder) printInfo(folder);
   if (replaced) {
     printWarning("the old identity is gone: whoever allowed or pinned it needs the new key");
   }
