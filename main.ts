@@ -24,8 +24,10 @@ export const VERSION: string = denoJson.version;
 
 const HELP_FOOTER = `
 Keys folder:
-  --keys DIR, else the CHAT_KEYS variable, else ./keys. It holds identity (your secret key,
-  mode 0600), identity.pub, allowed (the allowlist) and known_servers (pinned server keys).
+  --keys DIR, else the CHAT_KEYS variable, else the default: the repository's keys/ when run
+  from source, ~/.config/chat ($XDG_CONFIG_HOME/chat; %APPDATA%\\chat on Windows) when
+  installed. It holds identity (your secret key, mode 0600), identity.pub, allowed (the
+  allowlist), known_servers (pinned server keys) and, on a server, names (names shown).
 
 Keys are written chat1… (bech32); the 44-character base64 form is accepted too.
 
@@ -57,7 +59,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description("End-to-end encrypted terminal chat.")
     .version(VERSION, "--version", "print the version and exit")
     .helpOption("-h, --help", "show help")
-    .option("--keys <DIR>", "keys folder (default: $CHAT_KEYS, else ./keys)")
+    .option("--keys <DIR>", "keys folder (default: $CHAT_KEYS, else see below)")
     .addHelpText("after", HELP_FOOTER);
 
   const keygenCommand = program.command("keygen")

@@ -39,6 +39,8 @@ export const KEY_FILES = {
   allowed: "allowed",
   /** Pinned server keys, `host:port KEY` lines. */
   knownServers: "known_servers",
+  /** On a server: the `name~hex` display names it has shown, `NAME KEY` lines (name_book.ts). */
+  names: "names",
   /** Empty file locked (flock) around every read-modify-write. */
   lock: ".lock",
 } as const;
@@ -144,6 +146,7 @@ export class Keystore {
       publicKey: join(dir, KEY_FILES.publicKey),
       allowed: join(dir, KEY_FILES.allowed),
       knownServers: join(dir, KEY_FILES.knownServers),
+      names: join(dir, KEY_FILES.names),
       lock: join(dir, KEY_FILES.lock),
     };
   }
@@ -342,6 +345,28 @@ export class Keystore {
   async readAllowlistText(): Promise<string> {
     await this.checkFolder();
     return (await readKeyFile(this.paths.allowed))?.text ?? "";
+  }
+
+  // --- Names shown ---------------------------------------------------------------
+
+  /** The text of `names` ("" when there is none), checked like every file of the folder. */
+  async readNamesText(): Promise<string> {
+    await this.checkFolder();
+    return (await readKeyFile(this.paths.names))?.text ?? "";
+  }
+
+  /**
+   * Rewrites `names` atomically under the lock: `update` gets its current text and returns the
+   * new text, or undefined to leave the file as it is.
+   */
+  async updateNames(update: (text: string) => string | undefined): Promise<void> {
+    await this.withLock(async () => {
+      const { text, mode } = await readForUpdate(this.paths.names);
+      const next = update(text);
+      if (next !== undefined) {
+        await writeFileAtomic(this.paths.names, next, mode ?? PUBLIC_FILE_MODE);
+      }
+    });
   }
 
   /**

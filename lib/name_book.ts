@@ -7,14 +7,9 @@
  * folder's lock like the allowlist. Labels are not recorded: they are the operator's binding.
  * @module
  */
-import { join } from "node:path";
 import { encodePublicKey, parsePublicKey, splitLines } from "./keys.ts";
-import { type Keystore, writeFileAtomic } from "./keystore.ts";
+import type { Keystore } from "./keystore.ts";
 
-/** The file of the keys folder that holds the bindings. */
-export const NAMES_FILE = "names";
-/** Mode of the names file when it is created (the umask may narrow it). */
-const NAMES_FILE_MODE = 0o644;
 const HEADER = "# chat: display names this server has shown, and the key each belongs to";
 
 /** Where bindings of shown names to keys are kept. */
@@ -58,23 +53,23 @@ export function parseNames(text: string): { bindings: Map<string, string>; bad: 
   return { bindings, bad };
 }
 
-/** The NameBook of a keys folder. */
+/** The NameBook of a keys folder (its `names` file). */
 export class FileNameBook extends MemoryNameBook {
-  readonly path: string;
   readonly #keystore: Keystore;
 
   private constructor(keystore: Keystore) {
     super();
     this.#keystore = keystore;
-    this.path = join(keystore.dir, NAMES_FILE);
   }
 
   /** Loads the bindings of `keystore`'s folder; `warn` hears of lines it had to skip. */
   static async open(keystore: Keystore, warn: (line: string) => void): Promise<FileNameBook> {
     const book = new FileNameBook(keystore);
-    const { bindings, bad } = parseNames(await book.#readText());
+    const { bindings, bad } = parseNames(await keystore.readNamesText());
     for (const [name, key] of bindings) book.bindings.set(name, key);
-    if (bad.length) warn(`${book.path}: skipped unreadable line(s) ${bad.join(", ")}`);
+    if (bad.length) {
+      warn(`${keystore.paths.names}: skipped unreadable line(s) ${bad.join(", ")}`);
+    }
     return book;
   }
 
@@ -82,24 +77,13 @@ export class FileNameBook extends MemoryNameBook {
   override async bind(name: string, key: string): Promise<void> {
     if (this.bindings.has(name)) return;
     this.bindings.set(name, key);
-    await this.#keystore.withLock(async () => {
-      const text = await this.#readText();
+    await this.#keystore.updateNames((text) => {
       // another server process on this folder may have bound it meanwhile: its binding stands
-      const current = parseNames(text).bindings;
-      const first = current.get(name);
+      const first = parseNames(text).bindings.get(name);
       if (first !== undefined) return void this.bindings.set(name, first);
       const lines = text === "" ? [HEADER] : [text.replace(/\n$/, "")];
       lines.push(`${name} ${key}`);
-      await writeFileAtomic(this.path, lines.join("\n") + "\n", NAMES_FILE_MODE);
+      return lines.join("\n") + "\n";
     });
-  }
-
-  async #readText(): Promise<string> {
-    try {
-      return await Deno.readTextFile(this.path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return "";
-      throw error;
-    }
   }
 }
