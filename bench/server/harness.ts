@@ -18,8 +18,11 @@ export const ROOT = new URL("../../", import.meta.url);
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** The permissions of the `chat` task in deno.json (as tests/process.ts runs the program). */
 export const CHAT_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
-/** A flag value large enough to switch a limit off (rate, burst). */
-export const BIG = "1000000000";
+/**
+ * A flag value large enough to switch a limit off (rate, burst): the most `chat serve` accepts
+ * for them (lib/cli/serve.ts LIMIT_FLAGS), a million lines a second.
+ */
+export const BIG = "1000000";
 /** Clock ticks per second of /proc/PID/stat times. */
 const CLK_TCK = 100;
 const NO_PINS = {
