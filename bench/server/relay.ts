@@ -1,10 +1,11 @@
 /**
- * The raw-TCP baseline of bench/server.ts: a plain byte relay in its own process, the topology
- * of `chat serve` relaying one client to another, with no crypto and no framing.
+ * The raw-TCP baseline of the server bulk benchmark (bench/server/bulk.ts): a plain byte relay
+ * in its own process, the topology of `chat serve` relaying one client to another, with no crypto
+ * and no framing.
  *
  * Prints its port on stdout, accepts two connections (the first is the source, the second the
  * sink), copies the source to the sink with one 64 KiB buffer, then exits. Run only by
- * bench/server.ts, with `--allow-net=127.0.0.1`; it exits by itself after 60 s in any case.
+ * bench/server/bulk.ts, with `--allow-net=127.0.0.1`; it exits by itself after 60 s in any case.
  * @module
  */
 
