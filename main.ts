@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
-import { Exit } from "./lib/constants.ts";
+import { Exit } from "./lib/protocol/constants.ts";
 import { type Context, createContext, type GlobalOptions } from "./lib/cli/context.ts";
 import { printError, reportError, writeStderr, writeStdout } from "./lib/cli/output.ts";
 import { keygen, type KeygenOptions } from "./lib/cli/keygen.ts";
@@ -17,7 +17,7 @@ import { revoke } from "./lib/cli/revoke.ts";
 import { serve, type ServeOptions } from "./lib/cli/serve.ts";
 import { connect, type ConnectOptions } from "./lib/cli/connect.ts";
 import { defaultName } from "./lib/cli/chatting.ts";
-import { DEFAULT_PORT } from "./lib/constants.ts";
+import { DEFAULT_PORT } from "./lib/protocol/constants.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;

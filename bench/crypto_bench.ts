@@ -10,10 +10,10 @@
  * @module
  */
 import { createCipheriv } from "node:crypto";
-import { native, noble, type Primitives } from "../lib/crypto.ts";
-import { XXHandshake } from "../lib/handshake.ts";
-import { CipherState } from "../lib/noise.ts";
-import { MAX_PLAINTEXT_BYTES, PROLOGUE } from "../lib/constants.ts";
+import { native, noble, type Primitives } from "../lib/protocol/crypto.ts";
+import { XXHandshake } from "../lib/protocol/handshake.ts";
+import { CipherState } from "../lib/protocol/noise.ts";
+import { MAX_PLAINTEXT_BYTES, PROLOGUE } from "../lib/protocol/constants.ts";
 
 const EMPTY = new Uint8Array(0);
 const SMALL_BYTES = 100;

@@ -26,10 +26,10 @@
  * MB = 10^6 bytes; MiB = 2^20 bytes.
  * @module
  */
-import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
-import { Channel, decodeMessage } from "../lib/channel.ts";
-import { primitives } from "../lib/crypto.ts";
-import { CipherState } from "../lib/noise.ts";
+import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { Channel, decodeMessage } from "../lib/protocol/channel.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { CipherState } from "../lib/protocol/noise.ts";
 import { withDeadline } from "../lib/errors.ts";
 import { maximalDataMessage } from "./stream_peer.ts";
 import { numberOption } from "./options.ts";

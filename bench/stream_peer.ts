@@ -16,11 +16,15 @@
  * elapsed time); a server runs until its parent kills it or closes its stdin.
  * @module
  */
-import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
-import { Channel } from "../lib/channel.ts";
-import { writeAll, writeFrameHeader } from "../lib/frame.ts";
-import { primitives } from "../lib/crypto.ts";
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
+import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { Channel } from "../lib/protocol/channel.ts";
+import { writeAll, writeFrameHeader } from "../lib/protocol/frame.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import {
+  FRAME_HEADER_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_PLAINTEXT_BYTES,
+} from "../lib/protocol/constants.ts";
 
 const HOST = "127.0.0.1";
 const RAW_CHUNK_BYTES = 65536;

@@ -13,12 +13,12 @@
  * The cross-process figures (256 MiB streams, latency percentiles) are in bench/stream.ts.
  * @module
  */
-import { MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
-import { type ByteReader, encodeFrame, FrameReader, writeAll } from "../lib/frame.ts";
-import { Channel, decodeMessage } from "../lib/channel.ts";
-import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
-import { primitives } from "../lib/crypto.ts";
-import { CipherState } from "../lib/noise.ts";
+import { MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
+import { type ByteReader, encodeFrame, FrameReader, writeAll } from "../lib/protocol/frame.ts";
+import { Channel, decodeMessage } from "../lib/protocol/channel.ts";
+import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { CipherState } from "../lib/protocol/noise.ts";
 import { maximalDataMessage } from "./stream_peer.ts";
 
 const HOST = "127.0.0.1";

@@ -5,14 +5,14 @@
 import { fileURLToPath } from "node:url";
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import { defaultKeysDir, resolveKeysDir } from "../lib/cli/context.ts";
-import { primitives } from "../lib/crypto.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import {
   encodePublicKey,
   encodePublicKeyBase64,
   fingerprint,
   parseAllowlist,
-} from "../lib/keys.ts";
+} from "../lib/keys/key_text.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];

@@ -12,9 +12,9 @@ import {
   type ClientSession,
   joinServer,
   type ServerPins,
-} from "../lib/client.ts";
-import { type KeyPair, primitives } from "../lib/crypto.ts";
-import { formatAllowLine } from "../lib/keys.ts";
+} from "../lib/chat/client.ts";
+import { type KeyPair, primitives } from "../lib/protocol/crypto.ts";
+import { formatAllowLine } from "../lib/keys/key_text.ts";
 
 /** Pins that remember nothing: in-process clients trust whatever server they reach. */
 export const NO_PINS: ServerPins = {

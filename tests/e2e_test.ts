@@ -3,12 +3,12 @@
  */
 import { assert } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
-import { Channel } from "../lib/channel.ts";
-import { primitives } from "../lib/crypto.ts";
-import { encodeFrame, writeAll } from "../lib/frame.ts";
-import { encodePublicKey, formatIdentity } from "../lib/keys.ts";
-import { initiateHandshake } from "../lib/secure.ts";
-import { joinServer } from "../lib/client.ts";
+import { Channel } from "../lib/protocol/channel.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
+import { encodePublicKey, formatIdentity } from "../lib/keys/key_text.ts";
+import { initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { joinServer } from "../lib/chat/client.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -5,12 +5,12 @@
 import { assert, assertRejects } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
 import { NO_PINS } from "./clients.ts";
-import { joinServer } from "../lib/client.ts";
-import { primitives } from "../lib/crypto.ts";
+import { joinServer } from "../lib/chat/client.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
 import { TimeoutError } from "../lib/errors.ts";
-import { encodeFrame, writeAll } from "../lib/frame.ts";
-import { encodeMessage } from "../lib/channel.ts";
-import { encodePublicKey } from "../lib/keys.ts";
+import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
+import { encodeMessage } from "../lib/protocol/channel.ts";
+import { encodePublicKey } from "../lib/keys/key_text.ts";
 
 const fault = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -6,8 +6,8 @@ import {
   concatBytes,
   seededRandom,
 } from "./helpers.ts";
-import { checkFrameLength, encodeFrame, FrameError, FrameReader } from "../lib/frame.ts";
-import { MAX_FRAME_BYTES } from "../lib/constants.ts";
+import { checkFrameLength, encodeFrame, FrameError, FrameReader } from "../lib/protocol/frame.ts";
+import { MAX_FRAME_BYTES } from "../lib/protocol/constants.ts";
 
 function body(length: number, fill = 0xab): Uint8Array {
   return new Uint8Array(length).fill(fill);

@@ -7,14 +7,18 @@
  * test (Deno reports a promise that can never resolve), and so does an unhandled rejection.
  */
 import { assert, chunkReader, concatBytes, seededRandom } from "./helpers.ts";
-import { Channel, decodeMessage, encodeMessage } from "../lib/channel.ts";
-import { DecryptError, primitives } from "../lib/crypto.ts";
+import { Channel, decodeMessage, encodeMessage } from "../lib/protocol/channel.ts";
+import { DecryptError, primitives } from "../lib/protocol/crypto.ts";
 import { ProtocolError } from "../lib/errors.ts";
-import { encodeFrame, FrameError, FrameReader } from "../lib/frame.ts";
-import { XXHandshake } from "../lib/handshake.ts";
-import { CipherState } from "../lib/noise.ts";
-import { acceptHandshake, decodeNamePayload, encodeNamePayload } from "../lib/secure.ts";
-import { MAX_HANDSHAKE_FRAME_BYTES, PROLOGUE } from "../lib/constants.ts";
+import { encodeFrame, FrameError, FrameReader } from "../lib/protocol/frame.ts";
+import { XXHandshake } from "../lib/protocol/handshake.ts";
+import { CipherState } from "../lib/protocol/noise.ts";
+import {
+  acceptHandshake,
+  decodeNamePayload,
+  encodeNamePayload,
+} from "../lib/protocol/handshake_io.ts";
+import { MAX_HANDSHAKE_FRAME_BYTES, PROLOGUE } from "../lib/protocol/constants.ts";
 
 type Random = () => number;
 

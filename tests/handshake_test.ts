@@ -4,16 +4,22 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DecryptError, type KeyPair, native, noble, type Primitives } from "../lib/crypto.ts";
+import {
+  DecryptError,
+  type KeyPair,
+  native,
+  noble,
+  type Primitives,
+} from "../lib/protocol/crypto.ts";
 import {
   MESSAGE1_MIN_BYTES,
   MESSAGE2_MIN_BYTES,
   MESSAGE3_MIN_BYTES,
   type TransportKeys,
   XXHandshake,
-} from "../lib/handshake.ts";
-import type { CipherState } from "../lib/noise.ts";
-import { PROLOGUE, PROTOCOL_NAME } from "../lib/constants.ts";
+} from "../lib/protocol/handshake.ts";
+import type { CipherState } from "../lib/protocol/noise.ts";
+import { PROLOGUE, PROTOCOL_NAME } from "../lib/protocol/constants.ts";
 
 const BACKENDS: Primitives[] = [native, noble];
 const EMPTY = new Uint8Array(0);

@@ -7,11 +7,11 @@
  */
 import { assert } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
-import { Channel, type Message } from "../lib/channel.ts";
-import { primitives } from "../lib/crypto.ts";
-import { Exit } from "../lib/constants.ts";
-import { encodePublicKey } from "../lib/keys.ts";
-import { acceptHandshake } from "../lib/secure.ts";
+import { Channel, type Message } from "../lib/protocol/channel.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { Exit } from "../lib/protocol/constants.ts";
+import { encodePublicKey } from "../lib/keys/key_text.ts";
+import { acceptHandshake } from "../lib/protocol/handshake_io.ts";
 
 const hostile = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -4,7 +4,7 @@
  */
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { base64, bech32, bech32m } from "@scure/base";
-import { primitives } from "../lib/crypto.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
 import {
   encodePublicKey,
   encodePublicKeyBase64,
@@ -25,8 +25,8 @@ import {
   sameKey,
   SECRET_KEY_TEXT_LENGTH,
   splitLines,
-} from "../lib/keys.ts";
-import { isValidName, validateName } from "../lib/names.ts";
+} from "../lib/keys/key_text.ts";
+import { isValidName, validateName } from "../lib/protocol/names.ts";
 
 const ZERO = new Uint8Array(32);
 const NINES = new Uint8Array(32).fill(9);

@@ -3,8 +3,8 @@
  * known servers under the lock. Each test works in its own temporary folder.
  */
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys.ts";
-import { Keystore, KeystoreError, writeFileAtomic } from "../lib/keystore.ts";
+import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys/key_text.ts";
+import { Keystore, KeystoreError, writeFileAtomic } from "../lib/keys/keystore.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 
 const isPosix = Deno.build.os !== "windows";

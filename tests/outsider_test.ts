@@ -9,13 +9,13 @@ import { assert } from "./helpers.ts";
 import { CHAT_PERMISSIONS, ChatProcess, Sandbox } from "./process.ts";
 import { makeIdentities, ONE_ADDRESS_CROWD, startServer, TestClient } from "./clients.ts";
 import type { Identity } from "./clients.ts";
-import { Channel, type Message } from "../lib/channel.ts";
-import { ServerRefusedError } from "../lib/client.ts";
-import { primitives } from "../lib/crypto.ts";
-import { encodePublicKey, fingerprint } from "../lib/keys.ts";
-import { MAX_MEMBERS_LIMIT, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
-import { MAX_DISPLAY_NAME_LENGTH } from "../lib/lines.ts";
-import { type HandshakeResult, initiateHandshake } from "../lib/secure.ts";
+import { Channel, type Message } from "../lib/protocol/channel.ts";
+import { ServerRefusedError } from "../lib/chat/client.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { encodePublicKey, fingerprint } from "../lib/keys/key_text.ts";
+import { MAX_MEMBERS_LIMIT, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
+import { MAX_DISPLAY_NAME_LENGTH } from "../lib/chat/lines.ts";
+import { type HandshakeResult, initiateHandshake } from "../lib/protocol/handshake_io.ts";
 
 const outsider = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

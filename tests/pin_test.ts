@@ -5,10 +5,15 @@
  */
 import { assert, inTempDir } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
-import { primitives } from "../lib/crypto.ts";
-import { encodePublicKey, parseKnownServers, parsePublicKey, sameKey } from "../lib/keys.ts";
-import { Keystore } from "../lib/keystore.ts";
-import { joinServer, ServerKeyChangedError, ServerRefusedError } from "../lib/client.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import {
+  encodePublicKey,
+  parseKnownServers,
+  parsePublicKey,
+  sameKey,
+} from "../lib/keys/key_text.ts";
+import { Keystore } from "../lib/keys/keystore.ts";
+import { joinServer, ServerKeyChangedError, ServerRefusedError } from "../lib/chat/client.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -1,8 +1,8 @@
 import { assert } from "./helpers.ts";
-import { MAX_TRACKED_SOURCES, sourceOf, SourceRateLimiter, TokenBucket } from "../lib/rate.ts";
-import { LogLimiter } from "../lib/log_limit.ts";
-import { isTransientAcceptError } from "../lib/accept.ts";
-import { parseNames } from "../lib/name_book.ts";
+import { MAX_TRACKED_SOURCES, sourceOf, SourceRateLimiter, TokenBucket } from "../lib/chat/rate.ts";
+import { LogLimiter } from "../lib/chat/log_limit.ts";
+import { isTransientAcceptError } from "../lib/chat/accept.ts";
+import { parseNames } from "../lib/keys/name_book.ts";
 
 Deno.test("TokenBucket.take() lets a burst through, then says how long to wait", () => {
   const bucket = new TokenBucket(10, 3, 0);

@@ -3,10 +3,10 @@
  * 127.0.0.1, both directions at once, through Channel as the program uses it.
  */
 import { assert } from "./helpers.ts";
-import { Channel } from "../lib/channel.ts";
-import { primitives } from "../lib/crypto.ts";
-import { REKEY_INTERVAL } from "../lib/constants.ts";
-import { acceptHandshake, initiateHandshake } from "../lib/secure.ts";
+import { Channel } from "../lib/protocol/channel.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
+import { REKEY_INTERVAL } from "../lib/protocol/constants.ts";
+import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
 
 /** Sends `count` numbered messages on `channel`. */
 async function sendNumbered(channel: Channel, count: number): Promise<void> {

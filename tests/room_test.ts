@@ -1,7 +1,7 @@
 import { assert } from "./helpers.ts";
-import type { Message } from "../lib/channel.ts";
-import { chooseName, type Member, type NamingFacts, Room } from "../lib/room.ts";
-import { confusable, skeleton } from "../lib/names.ts";
+import type { Message } from "../lib/protocol/channel.ts";
+import { chooseName, type Member, type NamingFacts, Room } from "../lib/chat/room.ts";
+import { confusable, skeleton } from "../lib/protocol/names.ts";
 
 function member(id: number, name: string, inbox: Message[] = []): Member & { inbox: Message[] } {
   return { id, name, fingerprint: `${id}`.padStart(4, "0"), inbox, deliver: (m) => inbox.push(m) };

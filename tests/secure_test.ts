@@ -3,14 +3,18 @@
  * input must end that one connection with a clear error and never yield a decrypted message.
  */
 import { assert, assertRejects, concatBytes } from "./helpers.ts";
-import { Channel, decodeMessage, type Message } from "../lib/channel.ts";
-import { primitives } from "../lib/crypto.ts";
+import { Channel, decodeMessage, type Message } from "../lib/protocol/channel.ts";
+import { primitives } from "../lib/protocol/crypto.ts";
 import { MAX_TIMER_MS, ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
-import { encodeFrame, FrameError, writeAll } from "../lib/frame.ts";
-import { XXHandshake } from "../lib/handshake.ts";
-import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/constants.ts";
-import { CipherState } from "../lib/noise.ts";
-import { acceptHandshake, type HandshakeResult, initiateHandshake } from "../lib/secure.ts";
+import { encodeFrame, FrameError, writeAll } from "../lib/protocol/frame.ts";
+import { XXHandshake } from "../lib/protocol/handshake.ts";
+import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
+import { CipherState } from "../lib/protocol/noise.ts";
+import {
+  acceptHandshake,
+  type HandshakeResult,
+  initiateHandshake,
+} from "../lib/protocol/handshake_io.ts";
 
 const serverIdentity = primitives.generateKeyPair();
 const clientIdentity = primitives.generateKeyPair();

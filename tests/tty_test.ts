@@ -1,13 +1,13 @@
 import { assert } from "./helpers.ts";
-import { colorOf, safeJson, sanitize } from "../lib/tty.ts";
+import { colorOf, safeJson, sanitize } from "../lib/cli/terminal.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
-import { isDisplayName, keepaliveInterval, parseServerMessage } from "../lib/client.ts";
-import { KEEPALIVE_MISSES, MAX_KEEPALIVE_MS } from "../lib/constants.ts";
+import { isDisplayName, keepaliveInterval, parseServerMessage } from "../lib/chat/client.ts";
+import { KEEPALIVE_MISSES, MAX_KEEPALIVE_MS } from "../lib/protocol/constants.ts";
 import { MAX_TIMER_MS, ProtocolError } from "../lib/errors.ts";
-import type { Message } from "../lib/channel.ts";
+import type { Message } from "../lib/protocol/channel.ts";
 import { parseLimits } from "../lib/cli/serve.ts";
 import { UserError } from "../lib/cli/output.ts";
-import { lineProblem, utf8Length } from "../lib/lines.ts";
+import { lineProblem, utf8Length } from "../lib/chat/lines.ts";
 
 Deno.test("sanitize() neutralises escape sequences, controls and bidi overrides", () => {
   assert.equal(sanitize("\x1b[2Jgotcha"), "\ufffd[2Jgotcha");

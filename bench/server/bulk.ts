@@ -5,8 +5,8 @@
  * (bench/server/relay.ts), same direction and size.
  * @module
  */
-import { encodeMessage } from "../../lib/channel.ts";
-import { primitives } from "../../lib/crypto.ts";
+import { encodeMessage } from "../../lib/protocol/channel.ts";
+import { primitives } from "../../lib/protocol/crypto.ts";
 import { withDeadline } from "../../lib/errors.ts";
 import {
   BIG,

@@ -4,9 +4,9 @@
  * send time is in the text. Against the raw cipher sealing one relayed message.
  * @module
  */
-import type { ChatHandlers } from "../../lib/client.ts";
-import { encodeMessage } from "../../lib/channel.ts";
-import { primitives } from "../../lib/crypto.ts";
+import type { ChatHandlers } from "../../lib/chat/client.ts";
+import { encodeMessage } from "../../lib/protocol/channel.ts";
+import { primitives } from "../../lib/protocol/crypto.ts";
 import {
   BIG,
   cpuSeconds,

@@ -6,13 +6,13 @@
  * visible, and the responder and initiator halves are timed in memory.
  * @module
  */
-import { Channel } from "../../lib/channel.ts";
-import { MAX_HANDSHAKE_FRAME_BYTES, PROLOGUE } from "../../lib/constants.ts";
-import { type KeyPair, primitives } from "../../lib/crypto.ts";
+import { Channel } from "../../lib/protocol/channel.ts";
+import { MAX_HANDSHAKE_FRAME_BYTES, PROLOGUE } from "../../lib/protocol/constants.ts";
+import { type KeyPair, primitives } from "../../lib/protocol/crypto.ts";
 import { withDeadline } from "../../lib/errors.ts";
-import { encodeFrame } from "../../lib/frame.ts";
-import { XXHandshake } from "../../lib/handshake.ts";
-import { encodeNamePayload, initiateHandshake } from "../../lib/secure.ts";
+import { encodeFrame } from "../../lib/protocol/frame.ts";
+import { XXHandshake } from "../../lib/protocol/handshake.ts";
+import { encodeNamePayload, initiateHandshake } from "../../lib/protocol/handshake_io.ts";
 import {
   cpuSeconds,
   f,

@@ -4,10 +4,10 @@
  * and the result table. The measurements live next to it, one file each.
  * @module
  */
-import { type ChatEnd, type ChatHandlers, ClientChat, joinServer } from "../../lib/client.ts";
-import { type KeyPair } from "../../lib/crypto.ts";
+import { type ChatEnd, type ChatHandlers, ClientChat, joinServer } from "../../lib/chat/client.ts";
+import { type KeyPair } from "../../lib/protocol/crypto.ts";
 import { withDeadline } from "../../lib/errors.ts";
-import { formatAllowLine } from "../../lib/keys.ts";
+import { formatAllowLine } from "../../lib/keys/key_text.ts";
 import { numberOption } from "../options.ts";
 
 /** The address every server and relay listens on. */

@@ -4,7 +4,7 @@
  * many keys (the server re-reads the allowlist on every handshake).
  * @module
  */
-import { primitives } from "../../lib/crypto.ts";
+import { primitives } from "../../lib/protocol/crypto.ts";
 import { type HandshakeFigures, measureHandshakes } from "./handshakes.ts";
 import {
   cpuSeconds,

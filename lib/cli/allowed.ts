@@ -2,8 +2,8 @@
  * `chat allowed`: lists the allowlist, one key a line: label, fingerprint, key.
  * @module
  */
-import { Exit } from "../constants.ts";
-import { encodePublicKey, fingerprint } from "../keys.ts";
+import { Exit } from "../protocol/constants.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import type { Context } from "./context.ts";
 import { printData, printError, printInfo } from "./output.ts";
 

@@ -3,8 +3,8 @@
  * check, and graceful signals.
  * @module
  */
-import { Exit } from "../constants.ts";
-import { validateName } from "../names.ts";
+import { Exit } from "../protocol/constants.ts";
+import { validateName } from "../protocol/names.ts";
 import { UserError } from "./output.ts";
 
 /** Lines that end the chat when typed at the prompt. */

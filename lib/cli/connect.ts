@@ -10,13 +10,13 @@ import {
   joinServer,
   ServerKeyChangedError,
   ServerRefusedError,
-} from "../client.ts";
-import { DEFAULT_PORT, Exit } from "../constants.ts";
+} from "../chat/client.ts";
+import { DEFAULT_PORT, Exit } from "../protocol/constants.ts";
 import { ProtocolError, TimeoutError } from "../errors.ts";
-import { encodePublicKey, fingerprint } from "../keys.ts";
-import { lineProblem } from "../lines.ts";
-import { parsePort } from "../ports.ts";
-import { detectTerminal, Terminal } from "../tty.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
+import { lineProblem } from "../chat/lines.ts";
+import { parsePort } from "../chat/data_port.ts";
+import { detectTerminal, Terminal } from "./terminal.ts";
 import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
 import { type Context, parseKeyArgument } from "./context.ts";
 import { loadOrCreateIdentity } from "./identity.ts";

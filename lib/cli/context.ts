@@ -6,10 +6,14 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Exit } from "../constants.ts";
-import { parsePublicKey, PUBLIC_KEY_BASE64_LENGTH, PUBLIC_KEY_TEXT_LENGTH } from "../keys.ts";
-import { Keystore } from "../keystore.ts";
-import { validateName } from "../names.ts";
+import { Exit } from "../protocol/constants.ts";
+import {
+  parsePublicKey,
+  PUBLIC_KEY_BASE64_LENGTH,
+  PUBLIC_KEY_TEXT_LENGTH,
+} from "../keys/key_text.ts";
+import { Keystore } from "../keys/keystore.ts";
+import { validateName } from "../protocol/names.ts";
 import { UserError } from "./output.ts";
 
 /** The name of the per-user keys folder (in `$XDG_CONFIG_HOME`, `~/.config` or `%APPDATA%`). */

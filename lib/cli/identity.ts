@@ -3,8 +3,8 @@
  * newcomer's first `chat serve` or `chat connect` just works.
  * @module
  */
-import type { KeyPair } from "../crypto.ts";
-import { encodePublicKey, fingerprint } from "../keys.ts";
+import type { KeyPair } from "../protocol/crypto.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { type Context, describeDefaultFolder } from "./context.ts";
 import { printInfo } from "./output.ts";
 

@@ -3,9 +3,9 @@
  * stdout; where the files are goes to stderr.
  * @module
  */
-import { Exit } from "../constants.ts";
-import { encodePublicKey, fingerprint } from "../keys.ts";
-import { KeystoreError } from "../keystore.ts";
+import { Exit } from "../protocol/constants.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
+import { KeystoreError } from "../keys/keystore.ts";
 import { type Context, describeDefaultFolder } from "./context.ts";
 import { printData, printInfo, printWarning, UserError } from "./output.ts";
 

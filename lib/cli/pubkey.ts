@@ -2,8 +2,8 @@
  * `chat pubkey`: prints the public key of the identity, and nothing else, on stdout.
  * @module
  */
-import { Exit } from "../constants.ts";
-import { encodePublicKey } from "../keys.ts";
+import { Exit } from "../protocol/constants.ts";
+import { encodePublicKey } from "../keys/key_text.ts";
 import type { Context } from "./context.ts";
 import { printData } from "./output.ts";
 

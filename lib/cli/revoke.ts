@@ -2,9 +2,9 @@
  * `chat revoke <pubkey|label>`: removes one key from the allowlist.
  * @module
  */
-import { Exit, PUBLIC_KEY_HRP } from "../constants.ts";
-import { fingerprint, isPublicKey } from "../keys.ts";
-import { isValidName } from "../names.ts";
+import { Exit, PUBLIC_KEY_HRP } from "../protocol/constants.ts";
+import { fingerprint, isPublicKey } from "../keys/key_text.ts";
+import { isValidName } from "../protocol/names.ts";
 import { type Context, parseKeyArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
 

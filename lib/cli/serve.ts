@@ -10,12 +10,12 @@ import {
   MAX_MEMBERS_LIMIT,
   MAX_PLAINTEXT_BYTES,
   MIN_KEEPALIVE_MS,
-} from "../constants.ts";
-import { FileNameBook } from "../name_book.ts";
-import { encodePublicKey, fingerprint, parseAllowlist } from "../keys.ts";
-import { parsePort, parsePortRange, type PortRange } from "../ports.ts";
-import { type Allowlist, ChatServer, type ServerLimits } from "../server.ts";
-import { detectTerminal, sanitize, Terminal } from "../tty.ts";
+} from "../protocol/constants.ts";
+import { FileNameBook } from "../keys/name_book.ts";
+import { encodePublicKey, fingerprint, parseAllowlist } from "../keys/key_text.ts";
+import { parsePort, parsePortRange, type PortRange } from "../chat/data_port.ts";
+import { type Allowlist, ChatServer, type ServerLimits } from "../chat/server.ts";
+import { detectTerminal, sanitize, Terminal } from "./terminal.ts";
 import type { Context } from "./context.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printInfo, UserError } from "./output.ts";

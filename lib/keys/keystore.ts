@@ -9,7 +9,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { type KeyPair, primitives } from "./crypto.ts";
+import { type KeyPair, primitives } from "../protocol/crypto.ts";
 import {
   type AllowEntry,
   encodePublicKey,
@@ -27,7 +27,7 @@ import {
   parsePublicKey,
   sameKey,
   splitLines,
-} from "./keys.ts";
+} from "./key_text.ts";
 
 /** File names inside the keys folder. */
 export const KEY_FILES = {

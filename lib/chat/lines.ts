@@ -4,7 +4,7 @@
  * server never has to cut or drop a line it accepted.
  * @module
  */
-import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
+import { MAX_PLAINTEXT_BYTES } from "../protocol/constants.ts";
 
 /** The longest display name the server gives: a 32-character name, `~`, 16 hex digits. */
 export const MAX_DISPLAY_NAME_LENGTH = 49;

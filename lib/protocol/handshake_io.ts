@@ -13,7 +13,7 @@ import {
   REKEY_INTERVAL,
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "../errors.ts";
 import { type Connection, decodeUtf8Strict } from "./channel.ts";
 import { encodeFrame, FrameReader, writeAll } from "./frame.ts";
 import { XXHandshake } from "./handshake.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { acceptLoop, closeQuietly } from "./accept.ts";
-import { Channel, type Message } from "./channel.ts";
+import { Channel, type Message } from "../protocol/channel.ts";
 import {
   CONNECT_BURST,
   CONNECT_RATE_PER_SECOND,
@@ -27,12 +27,12 @@ import {
   RATE_BURST_LINES,
   RATE_LINES_PER_SECOND,
   REVOKE_CHECK_MS,
-} from "./constants.ts";
-import type { KeyPair } from "./crypto.ts";
-import { TimeoutError, withDeadline } from "./errors.ts";
-import { encodePublicKey, fingerprint } from "./keys.ts";
+} from "../protocol/constants.ts";
+import type { KeyPair } from "../protocol/crypto.ts";
+import { TimeoutError, withDeadline } from "../errors.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { LogLimiter } from "./log_limit.ts";
-import { MemoryNameBook, type NameBook } from "./name_book.ts";
+import { MemoryNameBook, type NameBook } from "../keys/name_book.ts";
 import {
   awaitJoin,
   describe,
@@ -40,10 +40,10 @@ import {
   NoFreePortError,
   type PortRange,
   UnprovenConnections,
-} from "./ports.ts";
+} from "./data_port.ts";
 import { SourceRateLimiter, TokenBucket } from "./rate.ts";
 import { chooseName, type LeaveReason, type Member, Room } from "./room.ts";
-import { acceptHandshake, type HandshakeResult } from "./secure.ts";
+import { acceptHandshake, type HandshakeResult } from "../protocol/handshake_io.ts";
 import { lineProblem } from "./lines.ts";
 import { quoteUntrusted } from "./untrusted.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from "./constants.ts";
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "../errors.ts";
 
 /** Something frames can be read from (a `Deno.Conn` is one). */
 export interface ByteReader {

@@ -6,7 +6,7 @@
  * ChatHandlers callbacks, and the command glue decides what the user sees and the exit code.
  * @module
  */
-import { Channel, type Message } from "./channel.ts";
+import { Channel, type Message } from "../protocol/channel.ts";
 import {
   HANDSHAKE_TIMEOUT_MS,
   JOIN_TIMEOUT_MS,
@@ -15,12 +15,12 @@ import {
   MAX_KEEPALIVE_MS,
   MIN_KEEPALIVE_MS,
   NAME_PATTERN,
-} from "./constants.ts";
-import type { KeyPair } from "./crypto.ts";
-import { ProtocolError, TimeoutError, withDeadline } from "./errors.ts";
-import { canonicalHost, isIPv6 } from "./address.ts";
-import { sameKey } from "./keys.ts";
-import { initiateHandshake } from "./secure.ts";
+} from "../protocol/constants.ts";
+import type { KeyPair } from "../protocol/crypto.ts";
+import { ProtocolError, TimeoutError, withDeadline } from "../errors.ts";
+import { canonicalHost, isIPv6 } from "../keys/address.ts";
+import { sameKey } from "../keys/key_text.ts";
+import { initiateHandshake } from "../protocol/handshake_io.ts";
 
 /** The server presented a key other than the pinned or expected one. */
 export class ServerKeyChangedError extends Error {

@@ -7,9 +7,9 @@
 import { base64, bech32, bech32m } from "@scure/base";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { canonicalHost, isIPv6 } from "./address.ts";
-import { KEY_BYTES, PUBLIC_KEY_HRP, SECRET_KEY_HRP } from "./constants.ts";
-import { type KeyPair, primitives } from "./crypto.ts";
-import { validateName } from "./names.ts";
+import { KEY_BYTES, PUBLIC_KEY_HRP, SECRET_KEY_HRP } from "../protocol/constants.ts";
+import { type KeyPair, primitives } from "../protocol/crypto.ts";
+import { validateName } from "../protocol/names.ts";
 
 export type { KeyPair };
 
@@ -32,7 +32,7 @@ const BASE64_LAST_CHARACTERS = "AEIMQUYcgkosw048";
  *
  * @example
  * ```ts
- * import { encodePublicKey } from "./keys.ts";
+ * import { encodePublicKey } from "./key_text.ts";
  * encodePublicKey(new Uint8Array(32)); // "chat1qqqq…" (63 characters)
  * ```
  */
@@ -46,7 +46,7 @@ export function encodePublicKey(publicKey: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { encodePublicKeyBase64 } from "./keys.ts";
+ * import { encodePublicKeyBase64 } from "./key_text.ts";
  * encodePublicKeyBase64(new Uint8Array(32)); // "AAAA…AAA="
  * ```
  */
@@ -63,7 +63,7 @@ export function encodePublicKeyBase64(publicKey: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { encodePublicKey, parsePublicKey } from "./keys.ts";
+ * import { encodePublicKey, parsePublicKey } from "./key_text.ts";
  * const key = new Uint8Array(32).fill(7);
  * parsePublicKey(encodePublicKey(key)); // the same 32 bytes
  * ```
@@ -155,7 +155,7 @@ function parseBase64Key(text: string, fail: (reason: string) => SyntaxError): Ui
  *
  * @example
  * ```ts
- * import { encodeSecretKey } from "./keys.ts";
+ * import { encodeSecretKey } from "./key_text.ts";
  * encodeSecretKey(new Uint8Array(32)).startsWith("CHAT-SECRET-KEY-1"); // true
  * ```
  */
@@ -170,7 +170,7 @@ export function encodeSecretKey(secretKey: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { encodeSecretKey, parseSecretKey } from "./keys.ts";
+ * import { encodeSecretKey, parseSecretKey } from "./key_text.ts";
  * parseSecretKey(encodeSecretKey(new Uint8Array(32).fill(1))); // the same 32 bytes
  * ```
  */
@@ -263,7 +263,7 @@ function checkKeyBytes(what: string, bytes: Uint8Array): void {
  *
  * @example
  * ```ts
- * import { fingerprint } from "./keys.ts";
+ * import { fingerprint } from "./key_text.ts";
  * fingerprint(new Uint8Array(32)); // "6668:7aad:f862:bd77"
  * ```
  */
@@ -290,8 +290,8 @@ export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { formatIdentity, parseIdentity } from "./keys.ts";
- * import { primitives } from "./crypto.ts";
+ * import { formatIdentity, parseIdentity } from "./key_text.ts";
+ * import { primitives } from "../protocol/crypto.ts";
  * const pair = primitives.generateKeyPair();
  * parseIdentity(formatIdentity(pair)).publicKey; // equals pair.publicKey
  * ```
@@ -366,7 +366,7 @@ export interface AllowEntry {
  *
  * @example
  * ```ts
- * import { parseAllowLine } from "./keys.ts";
+ * import { parseAllowLine } from "./key_text.ts";
  * parseAllowLine("# servers I trust"); // undefined
  * ```
  */
@@ -398,7 +398,7 @@ export function formatAllowLine(key: Uint8Array, label?: string): string {
  *
  * @example
  * ```ts
- * import { parseAllowlist } from "./keys.ts";
+ * import { parseAllowlist } from "./key_text.ts";
  * parseAllowlist("# none yet\n\nnot-a-key\n").errors[0].line; // 3
  * ```
  */
@@ -451,7 +451,7 @@ export interface KnownServer {
  *
  * @example
  * ```ts
- * import { normalizeAddress } from "./keys.ts";
+ * import { normalizeAddress } from "./key_text.ts";
  * normalizeAddress("Example.org:7447"); // "example.org:7447"
  * normalizeAddress("127.1:07447"); // "127.0.0.1:7447"
  * ```
@@ -486,7 +486,7 @@ export function formatKnownServerLine(address: string, key: Uint8Array): string 
  *
  * @example
  * ```ts
- * import { parseKnownServers } from "./keys.ts";
+ * import { parseKnownServers } from "./key_text.ts";
  * parseKnownServers("example.org:7447\n").errors[0].line; // 1
  * ```
  */

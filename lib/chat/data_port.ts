@@ -8,10 +8,10 @@
  * @module
  */
 import { acceptLoop, closeQuietly } from "./accept.ts";
-import { decodeMessage, type MessageCipher } from "./channel.ts";
-import { MAX_FRAME_BYTES } from "./constants.ts";
-import { TimeoutError } from "./errors.ts";
-import { FrameReader } from "./frame.ts";
+import { decodeMessage, type MessageCipher } from "../protocol/channel.ts";
+import { MAX_FRAME_BYTES } from "../protocol/constants.ts";
+import { TimeoutError } from "../errors.ts";
+import { FrameReader } from "../protocol/frame.ts";
 import { quoteUntrusted } from "./untrusted.ts";
 
 /** Unproven connections held on one data port (docs/PROTOCOL.md section 6.3). */

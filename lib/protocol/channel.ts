@@ -9,7 +9,7 @@
  */
 import { FRAME_HEADER_BYTES, MAX_PLAINTEXT_BYTES, TAG_BYTES } from "./constants.ts";
 import { DecryptError } from "./crypto.ts";
-import { ProtocolError, withDeadline } from "./errors.ts";
+import { ProtocolError, withDeadline } from "../errors.ts";
 import {
   type ByteReader,
   type ByteWriter,

@@ -7,7 +7,7 @@
  * folder's lock like the allowlist. Labels are not recorded: they are the operator's binding.
  * @module
  */
-import { encodePublicKey, parsePublicKey, splitLines } from "./keys.ts";
+import { encodePublicKey, parsePublicKey, splitLines } from "./key_text.ts";
 import type { Keystore } from "./keystore.ts";
 
 const HEADER = "# chat: display names this server has shown, and the key each belongs to";

@@ -6,8 +6,8 @@
  * the order in which a sender's lines are said is the order every receiver gets them.
  * @module
  */
-import { encodeMessage, type Message } from "./channel.ts";
-import { confusable } from "./names.ts";
+import { encodeMessage, type Message } from "../protocol/channel.ts";
+import { confusable } from "../protocol/names.ts";
 
 /** Someone in the room: a connected client or the server's operator. */
 export interface Member {
