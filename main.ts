@@ -6,7 +6,6 @@
  */
 import { Command, CommanderError } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
-import { Exit } from "./lib/protocol/constants.ts";
 import { type Context, createContext, type GlobalOptions } from "./lib/cli/context.ts";
 import { printError, reportError, writeStderr, writeStdout } from "./lib/cli/output.ts";
 import { keygen, type KeygenOptions } from "./lib/cli/keygen.ts";
@@ -18,6 +17,7 @@ import { serve, type ServeOptions } from "./lib/cli/serve.ts";
 import { connect, type ConnectOptions } from "./lib/cli/connect.ts";
 import { defaultName } from "./lib/cli/chatting.ts";
 import { DEFAULT_PORT } from "./lib/protocol/constants.ts";
+import { Exit } from "./lib/cli/exit.ts";
 
 /** The program's version, from deno.json. */
 export const VERSION: string = denoJson.version;

@@ -27,13 +27,14 @@
  * @module
  */
 import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
-import { Channel, decodeMessage } from "../lib/protocol/channel.ts";
+import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { CipherState } from "../lib/protocol/noise.ts";
-import { withDeadline } from "../lib/errors.ts";
 import { maximalDataMessage } from "./stream_peer.ts";
 import { numberOption } from "./options.ts";
 import { createCipheriv } from "node:crypto";
+import { ANY_MESSAGE, decodeMessage } from "../lib/protocol/messages.ts";
+import { withDeadline } from "../lib/protocol/deadline.ts";
 
 const HOST = "127.0.0.1";
 const MIB = 1024 * 1024;
@@ -244,7 +245,10 @@ async function receive(
   const session = await acceptHandshake(conn, identity, "receiver");
   const start = performance.now();
   if (receiver === "channel") {
-    const channel = new Channel(conn, session.send, session.receive, { reader: session.reader });
+    const channel = new Channel(conn, session.send, session.receive, {
+      codec: ANY_MESSAGE,
+      reader: session.reader,
+    });
     for (let message; (message = await channel.receive()) !== null;) {
       if (message.type !== "data") throw new Error(`unexpected message ${message.type}`);
       bytes += plaintext.length; // every message is the same maximal one
@@ -299,6 +303,7 @@ async function latency(kind: "raw" | "secure"): Promise<number[]> {
         } else {
           const session = await initiateHandshake(conn, identity, "client");
           const channel = new Channel(conn, session.send, session.receive, {
+            codec: ANY_MESSAGE,
             reader: session.reader,
           });
           const message = await channel.receive();

@@ -3,7 +3,7 @@
  * in its own process so sender and receiver each get their own thread.
  *
  *   raw-send PORT BYTES        connect, write BYTES plain bytes in 64 KiB writes, close
- *   channel-send PORT BYTES    connect, XX handshake, Channel.sendPlaintext of pre-encoded
+ *   channel-send PORT BYTES    connect, XX handshake, Channel<Message, Message>.sendPlaintext of pre-encoded
  *                              maximal (65519-byte) JSON messages until BYTES are sent, close
  *   bare-send PORT BYTES       the same messages without a Channel: a loop that seals each one
  *                              into one reused frame buffer and writes it (the serial floor:
@@ -25,6 +25,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_PLAINTEXT_BYTES,
 } from "../lib/protocol/constants.ts";
+import { ANY_MESSAGE } from "../lib/protocol/messages.ts";
 
 const HOST = "127.0.0.1";
 const RAW_CHUNK_BYTES = 65536;
@@ -67,7 +68,10 @@ async function channelSend(port: number, bytes: number): Promise<void> {
   const conn = await Deno.connect({ hostname: HOST, port });
   conn.setNoDelay(true);
   const session = await initiateHandshake(conn, identity, "sender");
-  const channel = new Channel(conn, session.send, session.receive, { reader: session.reader });
+  const channel = new Channel(conn, session.send, session.receive, {
+    codec: ANY_MESSAGE,
+    reader: session.reader,
+  });
   const plaintext = maximalDataMessage();
   const messages = Math.ceil(bytes / plaintext.length);
   const pending: Promise<void>[] = [];
@@ -153,7 +157,10 @@ async function welcome(
   });
   try {
     const session = await Promise.race([acceptHandshake(conn, identity, "server"), deadline]);
-    const channel = new Channel(conn, session.send, session.receive, { reader: session.reader });
+    const channel = new Channel(conn, session.send, session.receive, {
+      codec: ANY_MESSAGE,
+      reader: session.reader,
+    });
     await channel.send({ type: "welcome", port: 7448 });
     await channel.receive(); // null when the client closes
   } finally {

@@ -15,11 +15,12 @@
  */
 import { MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
 import { type ByteReader, encodeFrame, FrameReader, writeAll } from "../lib/protocol/frame.ts";
-import { Channel, decodeMessage } from "../lib/protocol/channel.ts";
+import { Channel } from "../lib/protocol/channel.ts";
 import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { CipherState } from "../lib/protocol/noise.ts";
 import { maximalDataMessage } from "./stream_peer.ts";
+import { ANY_MESSAGE, decodeMessage } from "../lib/protocol/messages.ts";
 
 const HOST = "127.0.0.1";
 const plaintext = maximalDataMessage(); // a valid 65519-byte {"type":"data",...} message
@@ -121,9 +122,11 @@ const [aliceSession, bobSession] = await Promise.all([
   acceptHandshake(secureServer, bob, "bob"),
 ]);
 const sender = new Channel(secureClient, aliceSession.send, aliceSession.receive, {
+  codec: ANY_MESSAGE,
   reader: aliceSession.reader,
 });
 const receiver = new Channel(secureServer, bobSession.send, bobSession.receive, {
+  codec: ANY_MESSAGE,
   reader: bobSession.reader,
 });
 
@@ -228,11 +231,15 @@ Deno.bench({
     const [client, server] = await Promise.all([connect(), accept()]);
     try {
       const serving = acceptHandshake(server, serverIdentity, "server").then((session) =>
-        new Channel(server, session.send, session.receive, { reader: session.reader })
+        new Channel(server, session.send, session.receive, {
+          codec: ANY_MESSAGE,
+          reader: session.reader,
+        })
           .send({ type: "welcome", port: 7448 })
       );
       const session = await initiateHandshake(client, clientIdentity, "client");
       const channel = new Channel(client, session.send, session.receive, {
+        codec: ANY_MESSAGE,
         reader: session.reader,
       });
       const message = await channel.receive();

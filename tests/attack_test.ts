@@ -94,7 +94,11 @@ attack(
     assert.ok(closedWithin < 2000 + 1500, `the last idler closed after ${closedWithin} ms`);
     // the log writes 5 lines of a kind per 10 s and then their count: wait for the count
     const timedOut = () =>
-      countLogged(server.stderr, /handshake from .* failed: handshake timed out/, "handshake");
+      countLogged(
+        server.stderr,
+        /handshake from .* failed: handshake timed out/,
+        "handshake-failed",
+      );
     await waitUntil(() => timedOut() >= 500, 15_000, "500 timeouts in the log");
     assert.equal(timedOut(), 500, "each idler is counted in the log once");
     assert.ok(!server.stderr.some((line) => /internal error/.test(line)), "no internal error");
@@ -235,7 +239,8 @@ attack(
       after - before < 32 * 1024,
       `RSS grew by ${((after - before) / 1024).toFixed(1)} MiB`,
     );
-    const failures = () => countLogged(server.stderr, /handshake from .* failed/, "handshake");
+    const failures = () =>
+      countLogged(server.stderr, /handshake from .* failed/, "handshake-failed");
     await waitUntil(() => failures() > 1500, 25_000, "over 1,500 handshake failures in the log");
     await c.leave();
     await d.leave();

@@ -9,8 +9,8 @@ import { joinServer } from "../lib/chat/client.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
-import { encodeMessage } from "../lib/protocol/channel.ts";
 import { encodePublicKey } from "../lib/keys/key_text.ts";
+import { encodeMessage } from "../lib/protocol/messages.ts";
 
 const fault = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
@@ -124,7 +124,8 @@ fault(
       );
       await client.waitFor(
         "stderr",
-        new RegExp(`chat: hint: reconnect with: chat connect ${address}`),
+        // pasted in the same shell it works: it names the client's own keys folder
+        new RegExp(`chat: hint: reconnect with: chat --keys ${names[i]} connect ${address}`),
       );
       // a Deno process starts in ~0.1-0.3 s and exits as fast; 2 s is generous for "at once"
       assert.ok(exits[i].ms < 2000, `exited ${exits[i].ms} ms after the kill`);

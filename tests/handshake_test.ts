@@ -4,13 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  DecryptError,
-  type KeyPair,
-  native,
-  noble,
-  type Primitives,
-} from "../lib/protocol/crypto.ts";
+import { type KeyPair, native, noble, type Primitives } from "../lib/protocol/crypto.ts";
 import {
   MESSAGE1_MIN_BYTES,
   MESSAGE2_MIN_BYTES,
@@ -20,6 +14,7 @@ import {
 } from "../lib/protocol/handshake.ts";
 import type { CipherState } from "../lib/protocol/noise.ts";
 import { PROLOGUE, PROTOCOL_NAME } from "../lib/protocol/constants.ts";
+import { DecryptError } from "../lib/errors.ts";
 
 const BACKENDS: Primitives[] = [native, noble];
 const EMPTY = new Uint8Array(0);

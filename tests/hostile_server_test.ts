@@ -7,11 +7,12 @@
  */
 import { assert } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
-import { Channel, type Message } from "../lib/protocol/channel.ts";
+import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
-import { Exit } from "../lib/protocol/constants.ts";
 import { encodePublicKey } from "../lib/keys/key_text.ts";
 import { acceptHandshake } from "../lib/protocol/handshake_io.ts";
+import { ANY_MESSAGE, type Message } from "../lib/protocol/messages.ts";
+import { Exit } from "../lib/cli/exit.ts";
 
 const hostile = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
@@ -19,7 +20,7 @@ const hostile = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the hostile server does once the client is on its data port and has sent `join`. */
-type DataScript = (channel: Channel) => Promise<void>;
+type DataScript = (channel: Channel<Message, Message>) => Promise<void>;
 
 /**
  * A one-client hostile server on 127.0.0.1: the real handshake as responder, then either
@@ -35,6 +36,7 @@ function startHostileServer(script: { control?: Message; data?: DataScript }) {
     listener.close();
     const handshake = await acceptHandshake(connection, identity, "evil");
     const control = new Channel(connection, handshake.send, handshake.receive, {
+      codec: ANY_MESSAGE,
       reader: handshake.reader,
     });
     if (script.control) {
@@ -47,7 +49,7 @@ function startHostileServer(script: { control?: Message; data?: DataScript }) {
     await control.send({ type: "port", port: dataListener.addr.port });
     const data = await dataListener.accept();
     dataListener.close();
-    const channel = new Channel(data, handshake.send, handshake.receive);
+    const channel = new Channel(data, handshake.send, handshake.receive, { codec: ANY_MESSAGE });
     const join = await channel.receive(5000);
     assert.equal(join?.type, "join");
     control.close();
@@ -82,9 +84,13 @@ function welcome(fields: Record<string, unknown> = {}): Message {
   };
 }
 
-/** Control characters a terminal acts on: C0 (but tab), DEL, C1 and bidi controls. */
-// deno-lint-ignore no-control-regex -- finding control characters is the point
-const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/**
+ * What a terminal acts on or a reader is fooled by: C0 (but tab), DEL, C1, bidi controls and
+ * marks, line and paragraph separators, invisible characters and tags.
+ */
+const UNSAFE =
+  // deno-lint-ignore no-control-regex -- finding control characters is the point
+  /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/u;
 
 function assertNoControls(lines: string[], where: string): void {
   for (const line of lines) {
@@ -199,6 +205,49 @@ hostile("a removal with escape sequences in its message shows none of them (exit
   });
   const stderr = await expectEnd(s, server, Exit.REMOVED);
   assert.match(stderr, /the server removed you: \ufffd\[2J\ufffd\[HPassword: .* \(revoked\)/);
+});
+
+hostile(
+  "invisible characters, bidi marks, separators and tags in a line show as U+FFFD",
+  async (s) => {
+    const text = "a\u2028b\u2029c\u200bd\u200ee\u200ff\u061cg\u{e0041}h\ufeffi";
+    const server = startHostileServer({
+      data: async (channel) => {
+        await channel.send(welcome());
+        await channel.send({ type: "msg", from: "evil", text });
+        await channel.send({ type: "notice", code: "slow-down", message: text });
+        await channel.send({ type: "bye" });
+      },
+    });
+    const client = await connectTo(s, server, ["--json"]);
+    assert.equal(await client.exitCode(15_000), Exit.OK, client.stderr.join("\n"));
+    await server.done;
+    assertNoControls(client.stdout, "stdout");
+    assertNoControls(client.stderr, "stderr");
+    // --json keeps the exact text, escaped
+    const line = client.stdout.find((l) => l.includes('"from":"evil"'))!;
+    assert.equal(JSON.parse(line).text, text);
+  },
+);
+
+hostile(
+  "an error in place of the welcome with code revoked exits 3, not 'try again'",
+  async (s) => {
+    const server = startHostileServer({
+      data: (channel) => channel.send({ type: "error", code: "revoked", message: "gone" }),
+    });
+    const stderr = await expectEnd(s, server, Exit.NOT_ALLOWED);
+    assert.match(stderr, /removed your key from its allowlist/);
+    assert.doesNotMatch(stderr, /try again later/);
+  },
+);
+
+hostile("a 60,000-character error message is shown cut short", async (s) => {
+  const server = startHostileServer({
+    control: { type: "error", code: "busy", message: "x".repeat(60_000) },
+  });
+  const stderr = await expectEnd(s, server, Exit.CONNECTION);
+  assert.ok(stderr.length < 2000, `${stderr.length} characters on stderr`);
 });
 
 hostile("a notice with escape sequences shows none of them", async (s) => {

@@ -7,11 +7,12 @@
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { encodePublicKey } from "../lib/keys/key_text.ts";
-import { Keystore, KeystoreError } from "../lib/keys/keystore.ts";
+import { Keystore } from "../lib/keys/keystore.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { CHAT_PERMISSIONS, ChatProcess, Sandbox } from "./process.ts";
 import { fileURLToPath } from "node:url";
 import { primitives } from "../lib/protocol/crypto.ts";
+import { KeystoreError } from "../lib/errors.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const isPosix = Deno.build.os !== "windows";

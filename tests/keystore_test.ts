@@ -4,8 +4,9 @@
  */
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys/key_text.ts";
-import { Keystore, KeystoreError, writeFileAtomic } from "../lib/keys/keystore.ts";
+import { Keystore, writeFileAtomic } from "../lib/keys/keystore.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
+import { KeystoreError } from "../lib/errors.ts";
 
 const isPosix = Deno.build.os !== "windows";
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash, hkdfSync } from "node:crypto";
 import { hkdf as rfc5869Hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { DecryptError, native, noble, type Primitives } from "../lib/protocol/crypto.ts";
+import { native, noble, type Primitives } from "../lib/protocol/crypto.ts";
 import { CipherState, hkdf, SymmetricState } from "../lib/protocol/noise.ts";
 import {
   MAX_NONCE,
@@ -14,6 +14,7 @@ import {
   PROTOCOL_NAME,
   REKEY_INTERVAL,
 } from "../lib/protocol/constants.ts";
+import { DecryptError } from "../lib/errors.ts";
 
 const BACKENDS: Primitives[] = [native, noble];
 const EMPTY = new Uint8Array(0);

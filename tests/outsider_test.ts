@@ -9,13 +9,15 @@ import { assert } from "./helpers.ts";
 import { CHAT_PERMISSIONS, ChatProcess, Sandbox } from "./process.ts";
 import { makeIdentities, ONE_ADDRESS_CROWD, startServer, TestClient } from "./clients.ts";
 import type { Identity } from "./clients.ts";
-import { Channel, type Message } from "../lib/protocol/channel.ts";
-import { ServerRefusedError } from "../lib/chat/client.ts";
+import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { encodePublicKey, fingerprint } from "../lib/keys/key_text.ts";
-import { MAX_MEMBERS_LIMIT, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
+import { MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
 import { MAX_DISPLAY_NAME_LENGTH } from "../lib/chat/lines.ts";
 import { type HandshakeResult, initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { ANY_MESSAGE, type Message } from "../lib/protocol/messages.ts";
+import { ServerRefusedError } from "../lib/errors.ts";
+import { MAX_MEMBERS_LIMIT } from "../lib/chat/limits.ts";
 
 const outsider = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
@@ -58,6 +60,7 @@ async function handshakeOnly(port: number, identity: Identity): Promise<HalfSess
   const control = await Deno.connect({ hostname: "127.0.0.1", port });
   const handshake = await initiateHandshake(control, identity.keys, identity.name);
   const channel = new Channel(control, handshake.send, handshake.receive, {
+    codec: ANY_MESSAGE,
     reader: handshake.reader,
   });
   const first = await channel.receive(5000);
@@ -78,7 +81,9 @@ async function joinWith(
   } catch {
     return "closed"; // the listener is gone
   }
-  const channel = new Channel(data, half.handshake.send, half.handshake.receive);
+  const channel = new Channel(data, half.handshake.send, half.handshake.receive, {
+    codec: ANY_MESSAGE,
+  });
   try {
     await channel.send(first);
     return await channel.receive(5000);
@@ -208,6 +213,32 @@ outsider("a declared name that looks like a label (aIice for alice) is refused",
   assert.equal(error.code, "name-confusable");
   await server.waitFor("stderr", /refused aIice .*looks like "alice"/);
 });
+
+outsider(
+  "a look-alike of an absent member's recorded name is refused; the member is not",
+  async (s) => {
+    const [carolKeys, malloryKeys] = makeIdentities("x", 2);
+    const carol: Identity = { name: "carol", keys: carolKeys.keys };
+    await Deno.mkdir(`${s.dir}/srv`, { mode: 0o700 });
+    await Deno.writeTextFile(
+      `${s.dir}/srv/allowed`,
+      `${allowLine(carol, false)}\n${allowLine(malloryKeys, false)}\n`,
+    );
+    const { address } = await s.serve("srv", ["--headless"]);
+    const port = Number(address.split(":")[1]);
+    const first = await TestClient.join(port, carol);
+    await first.leave(); // carol~xxxx is now recorded, and carol is away
+    const error = await TestClient.join(port, { name: "caro1", keys: malloryKeys.keys }).then(
+      () => undefined,
+      (error) => error,
+    );
+    assert.ok(error instanceof ServerRefusedError, `joined: ${error}`);
+    assert.equal(error.code, "name-confusable");
+    const back = await TestClient.join(port, carol);
+    assert.equal(back.name, first.name);
+    await back.leave();
+  },
+);
 
 // --- 4. Revocation reaches sessions that have a port but no join ------------------------
 

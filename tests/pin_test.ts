@@ -13,7 +13,8 @@ import {
   sameKey,
 } from "../lib/keys/key_text.ts";
 import { Keystore } from "../lib/keys/keystore.ts";
-import { joinServer, ServerKeyChangedError, ServerRefusedError } from "../lib/chat/client.ts";
+import { joinServer } from "../lib/chat/client.ts";
+import { ServerKeyChangedError, ServerRefusedError } from "../lib/errors.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -1,6 +1,8 @@
 import { assert } from "./helpers.ts";
 import { MAX_TRACKED_SOURCES, sourceOf, SourceRateLimiter, TokenBucket } from "../lib/chat/rate.ts";
 import { LogLimiter } from "../lib/chat/log_limit.ts";
+import type { ServerEvent } from "../lib/chat/events.ts";
+import { describeEvent } from "../lib/cli/server_log.ts";
 import { isTransientAcceptError } from "../lib/chat/accept.ts";
 import { parseNames } from "../lib/keys/name_book.ts";
 
@@ -43,16 +45,21 @@ Deno.test("SourceRateLimiter remembers at most MAX_TRACKED_SOURCES addresses", (
   assert.ok(limiter.tracked <= MAX_TRACKED_SOURCES, `${limiter.tracked} tracked`);
 });
 
-Deno.test("LogLimiter writes 5 lines of a kind per window, then one count", async () => {
-  const written: string[] = [];
-  const log = new LogLimiter((line) => written.push(line), { windowMs: 200, perWindow: 5 });
-  for (let i = 0; i < 2000; i++) log.line("dropped", `dropped ${i}`);
-  log.line("other", "another kind is not held back");
-  assert.equal(written.length, 6);
+Deno.test("LogLimiter reports 5 events of a kind per window, then one count", async () => {
+  const reported: ServerEvent[] = [];
+  const log = new LogLimiter((event) => reported.push(event), { windowMs: 200, perWindow: 5 });
+  const left = (i: number): ServerEvent => ({ kind: "left", name: `m${i}`, reason: "dropped" });
+  for (let i = 0; i < 2000; i++) log.report(left(i));
+  log.report({ kind: "internal-error", reason: "another kind is not held back" });
+  assert.equal(reported.length, 6);
   await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(written.at(-1), `… and 1,995 more "dropped" lines in the last 0 s`);
-  log.line("dropped", "a new window");
-  assert.equal(written.at(-1), "a new window");
+  assert.deepEqual(reported.at(-1), { kind: "suppressed", of: "left", count: 1995, seconds: 0 });
+  assert.equal(
+    describeEvent({ kind: "suppressed", of: "left", count: 1995, seconds: 10 }),
+    `… and 1,995 more "left" lines in the last 10 s`,
+  );
+  log.report(left(2001));
+  assert.deepEqual(reported.at(-1), left(2001));
   log.flush();
 });
 

@@ -7,9 +7,10 @@ import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { REKEY_INTERVAL } from "../lib/protocol/constants.ts";
 import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
+import { ANY_MESSAGE, type Message } from "../lib/protocol/messages.ts";
 
 /** Sends `count` numbered messages on `channel`. */
-async function sendNumbered(channel: Channel, count: number): Promise<void> {
+async function sendNumbered(channel: Channel<Message, Message>, count: number): Promise<void> {
   let last: Promise<void> = Promise.resolve();
   for (let i = 0; i < count; i++) {
     last = channel.send({ type: "n", i });
@@ -20,7 +21,7 @@ async function sendNumbered(channel: Channel, count: number): Promise<void> {
 }
 
 /** Receives `count` messages and checks they are 0, 1, 2, … in order. */
-async function receiveNumbered(channel: Channel, count: number): Promise<void> {
+async function receiveNumbered(channel: Channel<Message, Message>, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const message = await channel.receive(10_000);
     assert.ok(message !== null, `closed after ${i} messages`);
@@ -43,8 +44,14 @@ Deno.test({
         initiateHandshake(clientConn, primitives.generateKeyPair(), "alice"),
         acceptHandshake(serverConn, primitives.generateKeyPair(), "server"),
       ]);
-      const a = new Channel(clientConn, client.send, client.receive, { reader: client.reader });
-      const b = new Channel(serverConn, server.send, server.receive, { reader: server.reader });
+      const a = new Channel(clientConn, client.send, client.receive, {
+        codec: ANY_MESSAGE,
+        reader: client.reader,
+      });
+      const b = new Channel(serverConn, server.send, server.receive, {
+        codec: ANY_MESSAGE,
+        reader: server.reader,
+      });
 
       const count = REKEY_INTERVAL + 5;
       const started = performance.now();

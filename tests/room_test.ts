@@ -1,7 +1,7 @@
 import { assert } from "./helpers.ts";
-import type { Message } from "../lib/protocol/channel.ts";
 import { chooseName, type Member, type NamingFacts, Room } from "../lib/chat/room.ts";
 import { confusable, skeleton } from "../lib/protocol/names.ts";
+import type { ServerMessage as Message } from "../lib/protocol/messages.ts";
 
 function member(id: number, name: string, inbox: Message[] = []): Member & { inbox: Message[] } {
   return { id, name, fingerprint: `${id}`.padStart(4, "0"), inbox, deliver: (m) => inbox.push(m) };
@@ -112,6 +112,19 @@ Deno.test("chooseName() refuses a declared name that looks like a label, the ser
   assert.equal(nameOf(chooseName("K", undefined, "alice", HEX, f)), "alice~3f9a");
   // a label is the operator's word and is not checked
   assert.equal(nameOf(chooseName("K", "aIice", "x", HEX, f)), "aIice");
+});
+
+Deno.test("chooseName() refuses a look-alike of a name once shown for another key, absent or not", () => {
+  const bound = new Map([["carol~a945", "CAROL"]]);
+  const f = facts({ boundTo: (name) => bound.get(name), bound: () => bound.entries() });
+  for (const declared of ["caro1", "Carol", "CAROL", "car0l"]) {
+    assert.deepEqual(chooseName("K", undefined, declared, HEX, f), { confusableWith: "carol" });
+  }
+  // carol herself is not her own look-alike
+  assert.equal(
+    nameOf(chooseName("CAROL", undefined, "carol", "a945" + HEX.slice(4), f)),
+    "carol~a945",
+  );
 });
 
 Deno.test("skeleton() folds case and the ASCII look-alikes of UTS #39", () => {

@@ -3,9 +3,9 @@
  * input must end that one connection with a clear error and never yield a decrypted message.
  */
 import { assert, assertRejects, concatBytes } from "./helpers.ts";
-import { Channel, decodeMessage, type Message } from "../lib/protocol/channel.ts";
+import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
-import { MAX_TIMER_MS, ProtocolError, TimeoutError, withDeadline } from "../lib/errors.ts";
+import { ProtocolError, TimeoutError } from "../lib/errors.ts";
 import { encodeFrame, FrameError, writeAll } from "../lib/protocol/frame.ts";
 import { XXHandshake } from "../lib/protocol/handshake.ts";
 import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from "../lib/protocol/constants.ts";
@@ -15,6 +15,8 @@ import {
   type HandshakeResult,
   initiateHandshake,
 } from "../lib/protocol/handshake_io.ts";
+import { ANY_MESSAGE, decodeMessage, type Message } from "../lib/protocol/messages.ts";
+import { MAX_TIMER_MS, withDeadline } from "../lib/protocol/deadline.ts";
 
 const serverIdentity = primitives.generateKeyPair();
 const clientIdentity = primitives.generateKeyPair();
@@ -41,16 +43,27 @@ async function securePair(): Promise<
   return { client, server, conns: [clientConn, serverConn] };
 }
 
-function channels(pair: Awaited<ReturnType<typeof securePair>>): [Channel, Channel] {
+function channels(
+  pair: Awaited<ReturnType<typeof securePair>>,
+): [Channel<Message, Message>, Channel<Message, Message>] {
   const [clientConn, serverConn] = pair.conns;
   return [
-    new Channel(clientConn, pair.client.send, pair.client.receive, { reader: pair.client.reader }),
-    new Channel(serverConn, pair.server.send, pair.server.receive, { reader: pair.server.reader }),
+    new Channel(clientConn, pair.client.send, pair.client.receive, {
+      codec: ANY_MESSAGE,
+      reader: pair.client.reader,
+    }),
+    new Channel(serverConn, pair.server.send, pair.server.receive, {
+      codec: ANY_MESSAGE,
+      reader: pair.server.reader,
+    }),
   ];
 }
 
 /** Captures the next raw frames the client channel writes, instead of sending them. */
-function sealedFrames(channel: Channel, messages: Message[]): Promise<Uint8Array[]> {
+function sealedFrames(
+  channel: Channel<Message, Message>,
+  messages: Message[],
+): Promise<Uint8Array[]> {
   const frames: Uint8Array[] = [];
   const original = channel.connection.write.bind(channel.connection);
   channel.connection.write = (bytes: Uint8Array) => {
@@ -432,8 +445,11 @@ Deno.test("closing the last channel that owns its ciphers zeroes their keys", as
   const [a, b] = await tcpPair();
   const key = primitives.generateKeyPair().publicKey; // any 32 bytes, one key both ways
   const mine = recordingCiphers(key), peer = recordingCiphers(key);
-  const channel = new Channel(a, mine.send, mine.receive, { ownsCiphers: true });
-  const other = new Channel(b, peer.send, peer.receive);
+  const channel = new Channel(a, mine.send, mine.receive, {
+    codec: ANY_MESSAGE,
+    ownsCiphers: true,
+  });
+  const other = new Channel(b, peer.send, peer.receive, { codec: ANY_MESSAGE });
   await channel.send({ type: "msg", text: "hi" });
   assert.equal((await other.receive(2000))?.text, "hi");
   await other.send({ type: "msg", text: "back" });
@@ -458,15 +474,19 @@ Deno.test("the data channel keeps working after the control channel that shares 
   const [dataClient, dataServer] = await tcpPair();
   // the client's way: both own the ciphers; the data channel is made before the control closes
   const control = new Channel(clientControl.connection, pair.client.send, pair.client.receive, {
+    codec: ANY_MESSAGE,
     reader: pair.client.reader,
     ownsCiphers: true,
   });
   await serverControl.send({ type: "port", port: 1 });
   assert.equal((await control.receive(2000))?.type, "port");
   const data = new Channel(dataClient, pair.client.send, pair.client.receive, {
+    codec: ANY_MESSAGE,
     ownsCiphers: true,
   });
-  const serverData = new Channel(dataServer, pair.server.send, pair.server.receive);
+  const serverData = new Channel(dataServer, pair.server.send, pair.server.receive, {
+    codec: ANY_MESSAGE,
+  });
   control.close();
   serverControl.close();
   await data.send({ type: "join" });
@@ -499,7 +519,10 @@ Deno.test("a frame read just before the channel closes yields null, not a wiped-
     write: (bytes: Uint8Array) => Promise.resolve(bytes.length),
     close() {},
   };
-  const owner = new Channel(connection, mine.send, mine.receive, { ownsCiphers: true });
+  const owner = new Channel(connection, mine.send, mine.receive, {
+    codec: ANY_MESSAGE,
+    ownsCiphers: true,
+  });
   const pending = owner.receive(2000);
   await new Promise((resolve) => setTimeout(resolve, 10));
   into!.set(sealed);

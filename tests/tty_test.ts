@@ -1,13 +1,16 @@
 import { assert } from "./helpers.ts";
-import { colorOf, safeJson, sanitize } from "../lib/cli/terminal.ts";
+import { colorOf } from "../lib/cli/terminal.ts";
 import { parseTarget } from "../lib/cli/connect.ts";
-import { isDisplayName, keepaliveInterval, parseServerMessage } from "../lib/chat/client.ts";
+import { isDisplayName, keepaliveInterval, parseServerMessage } from "../lib/protocol/messages.ts";
 import { KEEPALIVE_MISSES, MAX_KEEPALIVE_MS } from "../lib/protocol/constants.ts";
-import { MAX_TIMER_MS, ProtocolError } from "../lib/errors.ts";
-import type { Message } from "../lib/protocol/channel.ts";
-import { parseLimits } from "../lib/cli/serve.ts";
+import { ProtocolError } from "../lib/errors.ts";
+import { parseLimits } from "../lib/cli/args.ts";
+import { withDefaults } from "../lib/chat/limits.ts";
 import { UserError } from "../lib/cli/output.ts";
 import { lineProblem, utf8Length } from "../lib/chat/lines.ts";
+import { MAX_TIMER_MS } from "../lib/protocol/deadline.ts";
+import { type Message } from "../lib/protocol/messages.ts";
+import { safeJson, sanitize } from "../lib/chat/untrusted.ts";
 
 Deno.test("sanitize() neutralises escape sequences, controls and bidi overrides", () => {
   assert.equal(sanitize("\x1b[2Jgotcha"), "\ufffd[2Jgotcha");
@@ -47,7 +50,7 @@ Deno.test("parseLimits() turns seconds into milliseconds and refuses values out 
   });
   assert.equal(limits.handshakeTimeoutMs, 2500);
   assert.equal(limits.rateLinesPerSecond, 5);
-  assert.equal(limits.peerSilenceMs, 12_000);
+  assert.equal(withDefaults(limits).peerSilenceMs, 12_000); // three keepalive intervals
   for (const bad of ["0", "-1", "abc", "1e3", "", "1.5", "1201"]) {
     assert.throws(
       () => parseLimits({ host: "h", port: "1", name: "n", maxMembers: bad }),

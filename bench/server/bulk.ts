@@ -5,9 +5,7 @@
  * (bench/server/relay.ts), same direction and size.
  * @module
  */
-import { encodeMessage } from "../../lib/protocol/channel.ts";
 import { primitives } from "../../lib/protocol/crypto.ts";
-import { withDeadline } from "../../lib/errors.ts";
 import {
   BIG,
   children,
@@ -30,6 +28,8 @@ import {
   stopChild,
   type Table,
 } from "./harness.ts";
+import { encodeMessage } from "../../lib/protocol/messages.ts";
+import { withDeadline } from "../../lib/protocol/deadline.ts";
 
 const RELAY = new URL("./relay.ts", import.meta.url).pathname;
 /** Lines in flight end to end. */

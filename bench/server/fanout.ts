@@ -5,7 +5,6 @@
  * @module
  */
 import type { ChatHandlers } from "../../lib/chat/client.ts";
-import { encodeMessage } from "../../lib/protocol/channel.ts";
 import { primitives } from "../../lib/protocol/crypto.ts";
 import {
   BIG,
@@ -25,6 +24,7 @@ import {
   stopChild,
   type Table,
 } from "./harness.ts";
+import { encodeMessage } from "../../lib/protocol/messages.ts";
 
 /** What the fan-out run measured. */
 interface FanoutFigures {

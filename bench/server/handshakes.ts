@@ -9,10 +9,9 @@
 import { Channel } from "../../lib/protocol/channel.ts";
 import { MAX_HANDSHAKE_FRAME_BYTES, PROLOGUE } from "../../lib/protocol/constants.ts";
 import { type KeyPair, primitives } from "../../lib/protocol/crypto.ts";
-import { withDeadline } from "../../lib/errors.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { XXHandshake } from "../../lib/protocol/handshake.ts";
-import { encodeNamePayload, initiateHandshake } from "../../lib/protocol/handshake_io.ts";
+import { initiateHandshake } from "../../lib/protocol/handshake_io.ts";
 import {
   cpuSeconds,
   f,
@@ -26,6 +25,8 @@ import {
   stopChild,
   type Table,
 } from "./harness.ts";
+import { withDeadline } from "../../lib/protocol/deadline.ts";
+import { ANY_MESSAGE, encodeNamePayload } from "../../lib/protocol/messages.ts";
 
 /** What one timed run of refused handshakes measured. */
 export interface HandshakeFigures {
@@ -48,6 +49,7 @@ async function refusedHandshake(port: number, identity: KeyPair): Promise<boolea
       () => connection.close(),
     );
     const channel = new Channel(connection, handshake.send, handshake.receive, {
+      codec: ANY_MESSAGE,
       reader: handshake.reader,
     });
     const first = await channel.receive(10_000);

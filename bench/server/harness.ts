@@ -6,9 +6,9 @@
  */
 import { type ChatEnd, type ChatHandlers, ClientChat, joinServer } from "../../lib/chat/client.ts";
 import { type KeyPair } from "../../lib/protocol/crypto.ts";
-import { withDeadline } from "../../lib/errors.ts";
 import { formatAllowLine } from "../../lib/keys/key_text.ts";
 import { numberOption } from "../options.ts";
+import { withDeadline } from "../../lib/protocol/deadline.ts";
 
 /** The address every server and relay listens on. */
 export const HOST = "127.0.0.1";

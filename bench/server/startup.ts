@@ -3,8 +3,8 @@
  * `--runs` after 2 warm-up runs, interleaved, against `deno run` of an empty script.
  * @module
  */
-import { withDeadline } from "../../lib/errors.ts";
 import { CHAT_PERMISSIONS, f, MAIN, makeKeysDir, percentile, ROOT, type Table } from "./harness.ts";
+import { withDeadline } from "../../lib/protocol/deadline.ts";
 
 /** Milliseconds `deno ARGS` takes from spawn to exit in `cwd`; throws if it fails. */
 async function timeRun(args: string[], cwd: string): Promise<number> {

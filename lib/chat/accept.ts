@@ -10,6 +10,7 @@
  * fatal, so the caller can exit and a supervisor can restart it.
  * @module
  */
+import type { Conn, Listener } from "./network.ts";
 
 /** `accept()` errors that say nothing about the listener itself. */
 export const TRANSIENT_ACCEPT_ERRORS: ReadonlySet<string> = new Set([
@@ -44,7 +45,7 @@ export interface AcceptLoopOptions {
   /** True once the owner is closing the listener on purpose: errors then end the loop quietly. */
   closing(): boolean;
   /** Takes each accepted connection; must not throw (a throw is reported as fatal). */
-  onConnection(connection: Deno.TcpConn): void;
+  onConnection(connection: Conn): void;
   /**
    * Told about transient failures, at most once a second: the code of the latest, and how many
    * there were since the last report.
@@ -58,7 +59,7 @@ export interface AcceptLoopOptions {
  * while the owner still wanted it (the caller must then stop or exit, never stay up deaf).
  */
 export async function acceptLoop(
-  listener: Deno.Listener<Deno.TcpConn>,
+  listener: Listener,
   options: AcceptLoopOptions,
 ): Promise<void> {
   let unreported = 0;
@@ -73,7 +74,7 @@ export async function acceptLoop(
   };
   try {
     while (true) {
-      let connection: Deno.TcpConn;
+      let connection: Conn;
       try {
         connection = await listener.accept();
       } catch (error) {

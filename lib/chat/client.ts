@@ -6,54 +6,31 @@
  * ChatHandlers callbacks, and the command glue decides what the user sees and the exit code.
  * @module
  */
-import { Channel, type Message } from "../protocol/channel.ts";
-import {
-  HANDSHAKE_TIMEOUT_MS,
-  JOIN_TIMEOUT_MS,
-  KEEPALIVE_INTERVAL_MS,
-  KEEPALIVE_MISSES,
-  MAX_KEEPALIVE_MS,
-  MIN_KEEPALIVE_MS,
-  NAME_PATTERN,
-} from "../protocol/constants.ts";
+import { Channel } from "../protocol/channel.ts";
+import { silenceLimit } from "../protocol/constants.ts";
 import type { KeyPair } from "../protocol/crypto.ts";
-import { ProtocolError, TimeoutError, withDeadline } from "../errors.ts";
+import { withDeadline } from "../protocol/deadline.ts";
+import { initiateHandshake } from "../protocol/handshake_io.ts";
+import {
+  bare,
+  CLIENT_SIDE,
+  type ClientMessage,
+  CONTROL_CLIENT_SIDE,
+  describeType,
+  MessageType,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import {
+  ConnectError,
+  ProtocolError,
+  ServerKeyChangedError,
+  ServerRefusedError,
+  TimeoutError,
+} from "../errors.ts";
 import { canonicalHost, isIPv6 } from "../keys/address.ts";
 import { sameKey } from "../keys/key_text.ts";
-import { initiateHandshake } from "../protocol/handshake_io.ts";
-
-/** The server presented a key other than the pinned or expected one. */
-export class ServerKeyChangedError extends Error {
-  constructor(
-    readonly address: string,
-    readonly expected: Uint8Array,
-    readonly presented: Uint8Array,
-    readonly explicit: boolean,
-  ) {
-    super(
-      `the server at ${address} presented a different key than the one ${
-        explicit ? "given with --server-key" : "pinned"
-      }`,
-    );
-    this.name = "ServerKeyChangedError";
-  }
-}
-
-/** The server refused us or removed us, with one of the protocol's error codes. */
-export class ServerRefusedError extends Error {
-  constructor(readonly code: string, readonly serverMessage: string) {
-    super(`the server refused: ${serverMessage} (${code})`);
-    this.name = "ServerRefusedError";
-  }
-}
-
-/** The server could not be reached, or the connection failed before the chat began. */
-export class ConnectError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConnectError";
-  }
-}
+import { HANDSHAKE_TIMEOUT_MS, JOIN_TIMEOUT_MS } from "./limits.ts";
+import { type Conn, type Network, TCP } from "./network.ts";
 
 /** Where pinned server keys live (the keystore's known_servers is one). */
 export interface ServerPins {
@@ -85,11 +62,21 @@ export interface ConnectConfig {
   /** Told when a server key is pinned for the first time. */
   onPinned?: (address: string, key: Uint8Array) => void;
   timeoutMs?: number;
+  /** TCP unless given (tests pass an in-memory network). */
+  network?: Network;
 }
+
+/**
+ * The largest frame read on the control connection after the handshake: its one message is a
+ * `port` or an `error` (section 6.1), never more than a few hundred bytes.
+ */
+const MAX_CONTROL_FRAME_BYTES = 1024;
+/** How long a client waits for the server to close after its bye (section 6.4). */
+export const CLIENT_FAREWELL_MS = 2000;
 
 /** A joined session. */
 export interface ClientSession {
-  channel: Channel;
+  channel: Channel<ServerMessage, ClientMessage>;
   serverKey: Uint8Array;
   serverName: string;
   /** Our display name in the room (the server decides it). */
@@ -100,135 +87,6 @@ export interface ClientSession {
   maxLineBytes: number;
   /** How often to send keepalives: the server's interval from its welcome, else the default. */
   keepaliveMs: number;
-}
-
-/**
- * The keepalive interval to use for a server's announced `keepalive_ms`: at least 1 s (a
- * keepalive storm helps nobody, and a server may not ask for less), at most MAX_KEEPALIVE_MS,
- * 15 s when it said nothing.
- */
-export function keepaliveInterval(announced: unknown): number {
-  if (typeof announced !== "number" || !(announced > 0) || !Number.isFinite(announced)) {
-    return KEEPALIVE_INTERVAL_MS;
-  }
-  return Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, Math.round(announced)));
-}
-
-/** A positive integer field of a message, or `fallback`. */
-function positiveInteger(value: unknown, fallback: number, minimum = 1): number {
-  return Number.isSafeInteger(value) && (value as number) >= minimum ? value as number : fallback;
-}
-
-// --- What the server sends, parsed exactly (PROTOCOL.md section 7.2) -----------------------
-
-/**
- * A display name (PROTOCOL.md section 8): a name or label, alone or followed by `~` and 4 to 16
- * lowercase hex digits of a fingerprint.
- */
-const DISPLAY_NAME = new RegExp(`^${NAME_PATTERN.source.slice(1, -1)}(?:~[0-9a-f]{4,16})?$`);
-/** An error or notice code (sections 7.3 and 7.4): a short lowercase token. */
-const CODE = /^[a-z][a-z0-9-]{0,31}$/;
-/** A key fingerprint (section 3.5): four groups of four lowercase hex digits. */
-const FINGERPRINT = /^[0-9a-f]{4}(?::[0-9a-f]{4}){3}$/;
-
-/** Whether `value` is a display name the server may give (PROTOCOL.md section 8). */
-export function isDisplayName(value: unknown): value is string {
-  return typeof value === "string" && DISPLAY_NAME.test(value);
-}
-
-const isString = (value: unknown): value is string => typeof value === "string";
-const isCode = (value: unknown): value is string => isString(value) && CODE.test(value);
-const isFingerprint = (v: unknown): v is string => isString(v) && FINGERPRINT.test(v);
-const isPort = (value: unknown): value is number =>
-  Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
-const isDisplayNames = (value: unknown): value is string[] =>
-  Array.isArray(value) && value.every(isDisplayName);
-
-/**
- * Field `name` of a message of a known type, checked with `valid`: a field the server got wrong
- * is a ProtocolError that says which (never its value: that could be anything).
- */
-function field<T>(
-  message: Message,
-  name: string,
-  valid: (value: unknown) => value is T,
-  what: string,
-): T {
-  const value = message[name];
-  if (!valid(value)) {
-    throw new ProtocolError(`the server sent a bad ${message.type}: "${name}" is not ${what}`);
-  }
-  return value;
-}
-
-const NAME = "a display name";
-const NAMES = "a list of display names";
-
-/** A message the server may send on the data connection, parsed exactly (section 7.2). */
-export type ServerMessage =
-  | { type: "msg"; from: string; text: string }
-  | { type: "presence"; event: "join"; name: string; fingerprint: string }
-  | { type: "presence"; event: "leave"; name: string; reason: string }
-  | { type: "who"; members: string[] }
-  | { type: "notice" | "error"; code: string; message: string }
-  | { type: "keepalive" | "bye" };
-
-/** A refusal or removal: `{type: "error", code, message}` with a code and a string message. */
-function parseError(message: Message): { type: "error"; code: string; message: string } {
-  return {
-    type: "error",
-    code: field(message, "code", isCode, "a code"),
-    message: field(message, "message", isString, "a string"),
-  };
-}
-
-/**
- * Parses what the server sent on the data connection after its welcome: the message, or
- * undefined for a type `chat/1` does not define (section 7.1: ignored). Throws ProtocolError
- * when a field is missing or of the wrong type, or a name is not a display name.
- */
-export function parseServerMessage(message: Message): ServerMessage | undefined {
-  switch (message.type) {
-    case "msg":
-      return {
-        type: "msg",
-        from: field(message, "from", isDisplayName, NAME),
-        text: field(message, "text", isString, "a string"),
-      };
-    case "presence": {
-      const name = field(message, "name", isDisplayName, NAME);
-      if (message.event === "join") {
-        const fingerprint = field(message, "fingerprint", isFingerprint, "a fingerprint");
-        return { type: "presence", event: "join", name, fingerprint };
-      }
-      if (message.event === "leave") {
-        // section 7.2: a client MUST accept reasons it does not know
-        return {
-          type: "presence",
-          event: "leave",
-          name,
-          reason: field(message, "reason", isString, "a string"),
-        };
-      }
-      throw new ProtocolError('the server sent a bad presence: "event" is not join or leave');
-    }
-    case "who":
-      return { type: "who", members: field(message, "members", isDisplayNames, NAMES) };
-    case "notice":
-      return { ...parseError(message), type: "notice" };
-    case "error":
-      return parseError(message);
-    case "keepalive":
-    case "bye":
-      return { type: message.type };
-    default:
-      return undefined;
-  }
-}
-
-/** How a received type is named in an error: itself if it is a plain token, else not at all. */
-function describeType(type: string): string {
-  return CODE.test(type) ? `"${type}"` : "a message of another type";
 }
 
 /**
@@ -249,23 +107,28 @@ function hostOf(hostname: string): string {
   }
 }
 
-async function dial(hostname: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+async function dial(
+  network: Network,
+  hostname: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Conn> {
   const address = addressOf(hostname, port);
   // the address pins are keyed by is the address dialled, whatever the resolver makes of the rest
-  const attempt = Deno.connect({ hostname: hostOf(hostname), port });
+  const attempt = network.connect({ hostname: hostOf(hostname), port });
   try {
     const connection = await withDeadline(attempt, timeoutMs, "connect timed out", () => {
       attempt.then((late) => late.close(), () => {});
     });
-    connection.setNoDelay(true);
+    connection.setNoDelay?.(true);
     return connection;
   } catch (error) {
-    const why = error instanceof Deno.errors.ConnectionRefused
-      ? "connection refused (is `chat serve` running there?)"
+    const [failure, why] = error instanceof Deno.errors.ConnectionRefused
+      ? ["refused", "connection refused"] as const
       : error instanceof TimeoutError
-      ? `no answer within ${timeoutMs / 1000} s`
-      : (error as Error).message;
-    throw new ConnectError(`cannot reach ${address}: ${why}`, { cause: error });
+      ? ["timeout", `no answer within ${timeoutMs / 1000} s`] as const
+      : ["failed", (error as Error).message] as const;
+    throw new ConnectError(address, failure, `cannot reach ${address}: ${why}`, { cause: error });
   }
 }
 
@@ -327,9 +190,11 @@ async function verifyServerKey(
  * ServerKeyChangedError, ServerRefusedError, ProtocolError or TimeoutError.
  */
 export async function joinServer(config: ConnectConfig): Promise<ClientSession> {
+  const network = config.network ?? TCP;
   const timeoutMs = config.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const control = await dial(config.hostname, config.port, timeoutMs);
-  let controlChannel: Channel | undefined, channel: Channel | undefined;
+  const control = await dial(network, config.hostname, config.port, timeoutMs);
+  let controlChannel: Channel<unknown, never> | undefined;
+  let channel: ClientSession["channel"] | undefined;
   try {
     // the pin is checked after m2, before m3 reveals our key and name to the server
     const handshake = await withDeadline(
@@ -344,57 +209,53 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       () => control.close(),
     );
 
-    // the first transport message: the data port, or why we are refused
-    controlChannel = new Channel(control, handshake.send, handshake.receive, {
+    // the first transport message: the data port, or why we are refused (section 6.1 step 3)
+    handshake.reader.maxFrameBytes = MAX_CONTROL_FRAME_BYTES;
+    const controlSide = new Channel(control, handshake.send, handshake.receive, {
+      codec: CONTROL_CLIENT_SIDE,
       reader: handshake.reader,
       ownsCiphers: true,
     });
-    const first = await controlChannel.receive(timeoutMs);
+    controlChannel = controlSide;
+    const first = await controlSide.receive(timeoutMs);
     if (first === null) {
       throw new ProtocolError("the server closed the connection after the handshake");
     }
-    if (first.type === "error") {
-      const refusal = parseError(first);
-      throw new ServerRefusedError(refusal.code, refusal.message);
-    }
-    if (first.type !== "port") {
-      throw new ProtocolError(`expected a port message, got ${describeType(first.type)}`);
-    }
-    const port = field(first, "port", isPort, "a port number");
+    if (first.type === MessageType.error) throw new ServerRefusedError(first.code, first.message);
 
     // follow it to the data port; the same CipherStates carry on there
-    const data = await dial(config.hostname, port, timeoutMs);
-    channel = new Channel(data, handshake.send, handshake.receive, { ownsCiphers: true });
-    await channel.send({ type: "join" });
-    controlChannel.close(); // the data channel owns the ciphers now: they are not wiped
+    const data = await dial(network, config.hostname, first.port, timeoutMs);
+    channel = new Channel(data, handshake.send, handshake.receive, {
+      codec: CLIENT_SIDE,
+      ownsCiphers: true,
+    });
+    await channel.send(bare(MessageType.join));
+    controlSide.close(); // the data channel owns the ciphers now: they are not wiped
     const welcome = await channel.receive(JOIN_TIMEOUT_MS);
     if (welcome === null) {
       throw new ProtocolError("the server closed the data connection before welcoming us");
     }
-    if (welcome.type === "error") {
-      const refusal = parseError(welcome);
-      throw new ServerRefusedError(refusal.code, refusal.message);
+    if (welcome.type === MessageType.error) {
+      throw new ServerRefusedError(welcome.code, welcome.message);
     }
-    if (welcome.type === "bye") {
+    if (welcome.type === MessageType.bye) {
       throw new ServerRefusedError("closing", "the server is shutting down");
     }
-    if (welcome.type !== "welcome") {
+    if (welcome.type !== MessageType.welcome) {
       throw new ProtocolError(`expected a welcome message, got ${describeType(welcome.type)}`);
     }
     return {
       channel,
       serverKey: handshake.remoteStaticKey,
-      name: field(welcome, "name", isDisplayName, NAME),
-      serverName: field(welcome, "server", isDisplayName, NAME),
-      members: field(welcome, "members", isDisplayNames, NAMES),
-      // section 7.7: without a positive integer limit, only the frame limit applies
-      maxLineBytes: positiveInteger(welcome.max_line_bytes, Infinity),
-      // section 7.5: between 1 s and 1 hour, whatever a server says
-      keepaliveMs: keepaliveInterval(welcome.keepalive_ms),
+      name: welcome.name,
+      serverName: welcome.server,
+      members: welcome.members,
+      maxLineBytes: welcome.max_line_bytes,
+      keepaliveMs: welcome.keepalive_ms,
     };
   } catch (error) {
-    // The deadline, or controlChannel.close() after the join, may have closed it already: a
-    // second close would throw BadResource and hide the real error.
+    // The deadline, or the control channel's close after the join, may have closed it already:
+    // a second close would throw BadResource and hide the real error.
     try {
       control.close();
     } catch { /* already closed */ }
@@ -431,9 +292,9 @@ export class ClientChat {
   constructor(session: ClientSession, handlers: ChatHandlers) {
     this.session = session;
     // three missed keepalives of the server's interval (45 s with the default 15 s)
-    this.#silenceMs = KEEPALIVE_MISSES * session.keepaliveMs;
+    this.#silenceMs = silenceLimit(session.keepaliveMs);
     this.#keepalive = setInterval(() => {
-      session.channel.send({ type: "keepalive" }).catch(() => {});
+      session.channel.send(bare(MessageType.keepalive)).catch(() => {});
     }, session.keepaliveMs);
     this.ended = this.#receiveLoop(handlers).finally(() => {
       clearInterval(this.#keepalive);
@@ -443,12 +304,12 @@ export class ClientChat {
 
   /** Sends one line. Throws RangeError (sending nothing) if it cannot fit one frame. */
   say(text: string): Promise<void> {
-    return this.session.channel.send({ type: "msg", text });
+    return this.session.channel.send({ type: MessageType.msg, text });
   }
 
   /** Asks the server who is present (answered through handlers.who). */
   askWho(): void {
-    this.session.channel.send({ type: "who" }).catch(() => {});
+    this.session.channel.send(bare(MessageType.who)).catch(() => {});
   }
 
   /**
@@ -458,8 +319,8 @@ export class ClientChat {
   async leave(): Promise<ChatEnd> {
     if (!this.#leaving) {
       this.#leaving = true;
-      this.session.channel.send({ type: "bye" }).catch(() => {});
-      await withDeadline(this.ended, 2000, "bye", () => this.session.channel.close())
+      this.session.channel.send(bare(MessageType.bye)).catch(() => {});
+      await withDeadline(this.ended, CLIENT_FAREWELL_MS, "bye", () => this.session.channel.close())
         .catch(() => {});
     }
     return this.ended;
@@ -469,33 +330,32 @@ export class ClientChat {
     const channel = this.session.channel;
     try {
       while (true) {
-        const message: Message | null = await channel.receive(this.#silenceMs);
-        if (message === null) {
+        const parsed = await channel.receive(this.#silenceMs);
+        if (parsed === null) {
           return this.#leaving
             ? { kind: "left" }
             : { kind: "lost", reason: "the server closed the connection without a bye" };
         }
-        const parsed = parseServerMessage(message);
-        switch (parsed?.type) {
-          case "msg":
+        switch (parsed.type) {
+          case MessageType.msg:
             handlers.message(parsed.from, parsed.text);
             break;
-          case "presence":
+          case MessageType.presence:
             handlers.presence(
               parsed.event,
               parsed.name,
               parsed.event === "join" ? parsed.fingerprint : parsed.reason,
             );
             break;
-          case "who":
+          case MessageType.who:
             handlers.who(parsed.members);
             break;
-          case "notice":
+          case MessageType.notice:
             handlers.notice(parsed.code, parsed.message);
             break;
-          case "bye":
+          case MessageType.bye:
             return { kind: "server-ended" };
-          case "error":
+          case MessageType.error:
             return { kind: "removed", code: parsed.code, message: parsed.message };
           default: // keepalive and unknown types
         }

@@ -8,10 +8,12 @@
  * @module
  */
 import { acceptLoop, closeQuietly } from "./accept.ts";
-import { decodeMessage, type MessageCipher } from "../protocol/channel.ts";
+import type { MessageCipher } from "../protocol/channel.ts";
 import { MAX_FRAME_BYTES } from "../protocol/constants.ts";
-import { TimeoutError } from "../errors.ts";
+import { NoFreePortError, TimeoutError } from "../errors.ts";
 import { FrameReader } from "../protocol/frame.ts";
+import { decodeMessage, MessageType } from "../protocol/messages.ts";
+import { type Conn, describe, type Listener, type Network } from "./network.ts";
 import { quoteUntrusted } from "./untrusted.ts";
 
 /** Unproven connections held on one data port (docs/PROTOCOL.md section 6.3). */
@@ -28,40 +30,12 @@ export interface PortRange {
   last: number;
 }
 
-/** Parses `A-B` (1 <= A <= B <= 65535); throws SyntaxError saying what is wrong. */
-export function parsePortRange(text: string): PortRange {
-  const match = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
-  if (!match) throw new SyntaxError(`Invalid port range "${text}": expected A-B, e.g. 7500-7599`);
-  const [first, last] = [Number(match[1]), Number(match[2])];
-  if (first < 1 || last > 65535 || first > last) {
-    throw new SyntaxError(`Invalid port range "${text}": need 1 <= A <= B <= 65535`);
-  }
-  return { first, last };
-}
-
-/** Parses a TCP port number 1..65535 (0 only when `allowZero`, meaning "any free port"). */
-export function parsePort(text: string, allowZero = false): number {
-  const port = /^\d{1,5}$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(port >= (allowZero ? 0 : 1) && port <= 65535)) {
-    throw new SyntaxError(`Invalid port "${text}": expected a number from 1 to 65535`);
-  }
-  return port;
-}
-
-/** No port of the range could be opened. */
-export class NoFreePortError extends Error {
-  constructor(range: PortRange) {
-    super(`no free data port in ${range.first}-${range.last}`);
-    this.name = "NoFreePortError";
-  }
-}
-
 /**
  * Opens a data listener on `hostname`: a random free port, or a free one from `range` tried in
  * random order (so concurrent sessions rarely collide). Throws NoFreePortError when none is free.
  */
-export function listenForData(hostname: string, range?: PortRange): Deno.TcpListener {
-  if (!range) return Deno.listen({ hostname, port: 0, transport: "tcp" });
+export function listenForData(network: Network, hostname: string, range?: PortRange): Listener {
+  if (!range) return network.listen({ hostname, port: 0 });
   const ports = Array.from({ length: range.last - range.first + 1 }, (_, i) => range.first + i);
   for (let i = ports.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -69,17 +43,17 @@ export function listenForData(hostname: string, range?: PortRange): Deno.TcpList
   }
   for (const port of ports) {
     try {
-      return Deno.listen({ hostname, port, transport: "tcp" });
+      return network.listen({ hostname, port });
     } catch (error) {
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
     }
   }
-  throw new NoFreePortError(range);
+  throw new NoFreePortError(range.first, range.last);
 }
 
 /** The connection that joined, with the reader that may already hold its next frames. */
 export interface JoinedConnection {
-  connection: Deno.TcpConn;
+  connection: Conn;
   reader: FrameReader;
 }
 
@@ -89,7 +63,7 @@ export interface JoinedConnection {
  * bounded number of descriptors, and a newcomer (the real client) is never the one turned away.
  */
 export class UnprovenConnections {
-  readonly #open = new Map<Deno.TcpConn, () => void>();
+  readonly #open = new Map<Conn, () => void>();
 
   constructor(readonly max: number) {}
 
@@ -99,7 +73,7 @@ export class UnprovenConnections {
   }
 
   /** Holds `connection`; `shed` closes it when the pool must make room. */
-  add(connection: Deno.TcpConn, shed: () => void): void {
+  add(connection: Conn, shed: () => void): void {
     while (this.#open.size >= this.max) {
       const [oldest, close] = this.#open.entries().next().value!;
       this.#open.delete(oldest);
@@ -109,7 +83,7 @@ export class UnprovenConnections {
   }
 
   /** Lets go of `connection` (it joined or was closed); says whether it was held. */
-  delete(connection: Deno.TcpConn): boolean {
+  delete(connection: Conn): boolean {
     return this.#open.delete(connection);
   }
 }
@@ -135,13 +109,13 @@ export interface AwaitJoinOptions {
  * TimeoutError if no join arrives in time, and the signal's reason if it is aborted.
  */
 export function awaitJoin(
-  listener: Deno.TcpListener,
+  listener: Listener,
   receiver: MessageCipher,
   options: AwaitJoinOptions,
 ): Promise<JoinedConnection> {
   const maxPending = options.maxPending ?? MAX_UNPROVEN_PER_PORT;
   const unproven = options.unproven ?? new UnprovenConnections(maxPending);
-  const pending = new Set<Deno.TcpConn>();
+  const pending = new Set<Conn>();
   let settled = false;
 
   return new Promise<JoinedConnection>((resolve, reject) => {
@@ -149,7 +123,7 @@ export function awaitJoin(
       closeQuietly(listener);
       return reject(options.signal.reason);
     }
-    const release = (connection: Deno.TcpConn) => {
+    const release = (connection: Conn) => {
       unproven.delete(connection);
       return pending.delete(connection);
     };
@@ -174,7 +148,7 @@ export function awaitJoin(
     const onAbort = () => finish(undefined, options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort);
 
-    const tryConnection = async (connection: Deno.TcpConn, remote: string) => {
+    const tryConnection = async (connection: Conn, remote: string) => {
       const reader = new FrameReader(connection, MAX_JOIN_FRAME_BYTES);
       let reason = "closed before a join";
       try {
@@ -182,9 +156,12 @@ export function awaitJoin(
         if (frame && !settled) {
           // decryptWithAd is synchronous: two connections can never both consume nonce 0.
           const message = decodeMessage(receiver.decryptWithAd(new Uint8Array(0), frame));
-          if (message.type === "join") {
+          if (message.type === MessageType.join) {
             release(connection);
             reader.maxFrameBytes = MAX_FRAME_BYTES; // proven: the session's frames may follow
+            try {
+              connection.setNoDelay?.(true);
+            } catch { /* reset already: the session's first read will say so */ }
             return finish({ connection, reader });
           }
           reason = `first message was ${quoteUntrusted(message.type)}, not a join`;
@@ -204,7 +181,7 @@ export function awaitJoin(
         const remote = describe(connection.remoteAddr);
         if (pending.size >= maxPending) {
           // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
-          const oldest: Deno.TcpConn = pending.values().next().value!;
+          const oldest: Conn = pending.values().next().value!;
           release(oldest);
           closeQuietly(oldest);
         }
@@ -219,14 +196,4 @@ export function awaitJoin(
       // settle only once the loop has ended: until its accept() returns, the port stays bound
       .then(() => outcome?.());
   });
-}
-
-/** `host:port` of an address, for logs. */
-export function describe(address: Deno.Addr): string {
-  if (address.transport === "tcp" || address.transport === "udp") {
-    return address.hostname.includes(":")
-      ? `[${address.hostname}]:${address.port}`
-      : `${address.hostname}:${address.port}`;
-  }
-  return address.transport;
 }

@@ -6,8 +6,13 @@
  * the order in which a sender's lines are said is the order every receiver gets them.
  * @module
  */
-import { encodeMessage, type Message } from "../protocol/channel.ts";
 import { confusable } from "../protocol/names.ts";
+import {
+  encodeMessage,
+  type LeaveReason,
+  MessageType,
+  type ServerMessage,
+} from "../protocol/messages.ts";
 
 /** Someone in the room: a connected client or the server's operator. */
 export interface Member {
@@ -21,11 +26,8 @@ export interface Member {
    * Hands one message to this member, with its encoding (done once per broadcast, not once per
    * member); must not throw (a member that fails removes itself).
    */
-  deliver(message: Message, plaintext: Uint8Array): void;
+  deliver(message: ServerMessage, plaintext: Uint8Array): void;
 }
-
-/** Why someone left, as carried in presence messages. */
-export type LeaveReason = "left" | "lost" | "revoked" | "replaced" | "dropped";
 
 /** What the server knows when it names a client (see chooseName). */
 export interface NamingFacts {
@@ -37,6 +39,8 @@ export interface NamingFacts {
   present: Iterable<string>;
   /** The key a `~` name was first shown for on this server, if any (see NameBook). */
   boundTo(name: string): string | undefined;
+  /** Every `~` name this server has shown, with its key (absent members' names count too). */
+  bound?(): Iterable<[name: string, key: string]>;
 }
 
 /** The outcome of chooseName: the name to show, or the name the declared one looks like. */
@@ -51,8 +55,9 @@ export type NameChoice =
  * 4 hex digits of its fingerprint. When that is taken (the server's name, a member present, or
  * a `~` name this server once showed for another key), 8 and then all 16 digits are used, so a
  * key never appears under a name that belonged to another key. A declared name that differs
- * from a label, the server's name or a present member's name but could be mistaken for it
- * (`aIice` for `alice`) is not shown at all: the client is refused.
+ * from a label, the server's name, a present member's name or a name this server once showed
+ * for another key, but could be mistaken for it (`aIice` for `alice`), is not shown at all: the
+ * client is refused.
  *
  * @example
  * ```ts
@@ -71,7 +76,10 @@ export function chooseName(
 ): NameChoice {
   const present = new Set(facts.present);
   if (label === undefined) {
-    const known = [facts.serverName, ...facts.labels, ...[...present].map(baseOf)];
+    const recorded = [...(facts.bound?.() ?? [])].flatMap(([name, owner]) =>
+      owner === key ? [] : [baseOf(name)]
+    );
+    const known = [facts.serverName, ...facts.labels, ...[...present].map(baseOf), ...recorded];
     const lookalike = known.find((name) => confusable(declared, name));
     if (lookalike !== undefined) return { confusableWith: lookalike };
   }
@@ -107,11 +115,6 @@ export class Room {
     return this.members.map((member) => member.name);
   }
 
-  /** The member with `id`, if present. */
-  get(id: number): Member | undefined {
-    return this.#members.get(id);
-  }
-
   /** The present member with `name`, if any. */
   byName(name: string): Member | undefined {
     return this.members.find((member) => member.name === name);
@@ -123,7 +126,12 @@ export class Room {
     if (this.byName(member.name)) throw new RangeError(`name "${member.name}" is taken`);
     this.#members.set(member.id, member);
     this.#broadcast(
-      { type: "presence", event: "join", name: member.name, fingerprint: member.fingerprint },
+      {
+        type: MessageType.presence,
+        event: "join",
+        name: member.name,
+        fingerprint: member.fingerprint,
+      },
       member.id,
     );
   }
@@ -133,7 +141,7 @@ export class Room {
     const member = this.#members.get(id);
     if (!member) return undefined;
     this.#members.delete(id);
-    this.#broadcast({ type: "presence", event: "leave", name: member.name, reason }, id);
+    this.#broadcast({ type: MessageType.presence, event: "leave", name: member.name, reason }, id);
     return member;
   }
 
@@ -141,15 +149,10 @@ export class Room {
   say(fromId: number, text: string): void {
     const sender = this.#members.get(fromId);
     if (!sender) return;
-    this.#broadcast({ type: "msg", from: sender.name, text }, fromId);
+    this.#broadcast({ type: MessageType.msg, from: sender.name, text }, fromId);
   }
 
-  /** Delivers `message` to everyone present. */
-  announce(message: Message): void {
-    this.#broadcast(message, undefined);
-  }
-
-  #broadcast(message: Message, exceptId: number | undefined): void {
+  #broadcast(message: ServerMessage, exceptId: number | undefined): void {
     let plaintext: Uint8Array | undefined;
     for (const member of this.#members.values()) {
       if (member.id !== exceptId) member.deliver(message, plaintext ??= encodeMessage(message));

@@ -3,11 +3,11 @@
  * `KEY [LABEL]`): adds keys to the allowlist. Every input is checked before anything is written.
  * @module
  */
-import { Exit } from "../protocol/constants.ts";
 import { fingerprint, parseAllowlist } from "../keys/key_text.ts";
 import type { AllowRequest } from "../keys/keystore.ts";
 import { type Context, parseKeyArgument, parseLabelArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
+import { Exit } from "./exit.ts";
 
 /** Options of `chat allow`. */
 export interface AllowOptions {

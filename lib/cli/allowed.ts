@@ -2,10 +2,10 @@
  * `chat allowed`: lists the allowlist, one key a line: label, fingerprint, key.
  * @module
  */
-import { Exit } from "../protocol/constants.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import type { Context } from "./context.ts";
 import { printData, printError, printInfo } from "./output.ts";
+import { Exit } from "./exit.ts";
 
 /** Shown in the label column for a key without a label (never a valid label). */
 export const NO_LABEL = "(no label)";

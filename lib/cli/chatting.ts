@@ -1,18 +1,19 @@
 /**
- * What `serve` and `connect` share at the command line: exit words, in-chat help, the name
- * check, and graceful signals.
+ * What `serve` and `connect` share at the command line: in-chat help, the name check, and
+ * graceful signals.
  * @module
  */
-import { Exit } from "../protocol/constants.ts";
 import { validateName } from "../protocol/names.ts";
 import { UserError } from "./output.ts";
+import { Exit } from "./exit.ts";
 
-/** Lines that end the chat when typed at the prompt. */
-export const EXIT_WORDS: ReadonlySet<string> = new Set(["/quit", "exit"]);
+/** The in-chat help a client's /help shows. */
+export const CLIENT_HELP = "commands: /who (who is here), /help, /quit or exit (leave the " +
+  "chat); a line starting with // sends it with one / removed";
 
-/** The in-chat help shown by /help. */
-export const HELP_TEXT = "commands: /who (who is here), /help, /quit or exit (leave); " +
-  "a line starting with // sends it with one / removed";
+/** The in-chat help the operator's /help shows: their /quit ends the chat for everyone. */
+export const OPERATOR_HELP = "commands: /who (who is here), /help, /quit or exit (end the " +
+  "chat for everyone and stop the server); a line starting with // sends it with one / removed";
 
 /** Checks a display name from the command line; a bad one is a usage error. */
 export function checkName(name: string, flag: string): string {

@@ -3,24 +3,28 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
+import { type ChatEnd, ClientChat, joinServer } from "../chat/client.ts";
+import { DEFAULT_PORT } from "../protocol/constants.ts";
+export { parseTarget };
 import {
-  type ChatEnd,
-  ClientChat,
   ConnectError,
-  joinServer,
+  ProtocolError,
   ServerKeyChangedError,
   ServerRefusedError,
-} from "../chat/client.ts";
-import { DEFAULT_PORT, Exit } from "../protocol/constants.ts";
-import { ProtocolError, TimeoutError } from "../errors.ts";
+  TimeoutError,
+} from "../errors.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { lineProblem } from "../chat/lines.ts";
-import { parsePort } from "../chat/data_port.ts";
+import { clip } from "../chat/untrusted.ts";
+import { ErrorCode } from "../protocol/messages.ts";
+import { parseTarget } from "./args.ts";
 import { detectTerminal, Terminal } from "./terminal.ts";
-import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
-import { type Context, parseKeyArgument } from "./context.ts";
+import { checkName, CLIENT_HELP, onSignals } from "./chatting.ts";
+import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
+import { parseLineCommand } from "./line_command.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
-import { printError, printInfo, UserError } from "./output.ts";
+import { printError, printInfo } from "./output.ts";
+import { Exit } from "./exit.ts";
 
 /** Options of `chat connect`. */
 export interface ConnectOptions {
@@ -28,27 +32,6 @@ export interface ConnectOptions {
   serverKey?: string;
   json?: boolean;
   stay?: boolean;
-}
-
-/** Splits `HOST[:PORT]` (IPv6 as `[::1]:7447` or bare `::1`); throws a usage error. */
-export function parseTarget(target: string): { hostname: string; port: number } {
-  const usage = (why: string) =>
-    new UserError(`invalid address "${target}": ${why}`, {
-      exitCode: Exit.USAGE,
-      hints: ["give HOST or HOST:PORT, e.g. chat connect 127.0.0.1:7447"],
-    });
-  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(target);
-  let hostname: string, portText: string | undefined;
-  if (bracketed) [hostname, portText] = [bracketed[1], bracketed[2]];
-  else if ((target.match(/:/g) ?? []).length > 1) hostname = target; // bare IPv6, no port
-  else [hostname, portText] = target.split(":") as [string, string | undefined];
-  if (!hostname) throw usage("no host");
-  if (portText === undefined) return { hostname, port: DEFAULT_PORT };
-  try {
-    return { hostname, port: parsePort(portText) };
-  } catch (error) {
-    throw usage((error as Error).message);
-  }
 }
 
 /** Runs `chat connect`; resolves with the exit code when the chat has ended. */
@@ -87,7 +70,7 @@ export async function connect(
         terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`),
       who: (members) =>
         terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
-      notice: (_code, message) => terminal.info(`server: ${message}`),
+      notice: (_code, message) => terminal.info(`server: ${clip(message)}`),
     });
     printInfo(
       `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` +
@@ -112,15 +95,21 @@ export async function connect(
   const leave = () => void chat.leave();
   const terminal: Terminal = new Terminal(view, {
     line(text) {
-      if (!view.interactive) return text ? send(text) : undefined; // a pipe: verbatim
-      const command = text.trim();
-      if (EXIT_WORDS.has(command)) return leave();
-      if (command === "/who") return chat.askWho();
-      if (command === "/help") return terminal.info(HELP_TEXT);
-      if (command.startsWith("/") && !command.startsWith("//")) {
-        return terminal.error(`unknown command ${command}`, ["type /help for the commands"]);
+      const command = parseLineCommand(text, view.interactive);
+      switch (command.kind) {
+        case "quit":
+          return leave();
+        case "who":
+          return chat.askWho();
+        case "help":
+          return terminal.info(CLIENT_HELP);
+        case "unknown":
+          return terminal.error(`unknown command ${command.command}`, [
+            "type /help for the commands",
+          ]);
+        case "say":
+          return send(command.text);
       }
-      if (text) send(text.startsWith("//") ? text.slice(1) : text);
     },
     end() {
       if (options.stay && !view.interactive) terminal.stopReading();
@@ -132,12 +121,12 @@ export async function connect(
   const end = await chat.ended;
   removeSignals();
   terminal.close();
-  const code = reportEnd(end, hostname, port);
+  const code = reportEnd(end, target, `${commandPrefix(context)} connect ${target}`);
   return code === Exit.OK && refusedLines > 0 ? Exit.ERROR : code;
 }
 
-/** Prints how the chat ended and returns the exit code. */
-function reportEnd(end: ChatEnd, hostname: string, port: number): number {
+/** Prints how the chat ended and returns the exit code; `again` is the command to reconnect. */
+function reportEnd(end: ChatEnd, target: string, again: string): number {
   switch (end.kind) {
     case "left":
       return Exit.OK;
@@ -145,16 +134,14 @@ function reportEnd(end: ChatEnd, hostname: string, port: number): number {
       printInfo("the server ended the chat");
       return Exit.OK;
     case "removed":
-      printError(`the server removed you: ${end.message} (${end.code})`, [
-        end.code === "revoked"
+      printError(`the server removed you: ${clip(end.message)} (${end.code})`, [
+        end.code === ErrorCode.revoked
           ? "your key is no longer on the allowlist; ask the operator to allow it again"
-          : `reconnect with: chat connect ${hostname}:${port}`,
+          : `reconnect with: ${again}`,
       ]);
       return Exit.REMOVED;
     case "lost":
-      printError(`lost the connection to ${hostname}:${port}: ${end.reason}`, [
-        `reconnect with: chat connect ${hostname}:${port}`,
-      ]);
+      printError(`lost the connection to ${target}: ${end.reason}`, [`reconnect with: ${again}`]);
       return Exit.CONNECTION;
   }
 }
@@ -178,31 +165,47 @@ function reportJoinFailure(
         })`,
         "someone may be impersonating the server (a man-in-the-middle attack), or its operator " +
         "replaced its key",
-        "check the key with the server's operator (`chat pubkey` on the server), by a channel " +
-        "you trust",
-        `if it really changed, connect once with: chat connect ${address} --server-key ${
-          encodePublicKey(error.presented)
-        } (or remove the ${error.address} line from ${known})`,
+        "ask the server's operator, by a channel you trust (in person, a call), for the " +
+        "fingerprint `chat pubkey` prints on the server",
+        `only if it is ${fingerprint(error.presented)}, remove the ${error.address} line from ` +
+        `${known} and connect again`,
       ],
     );
     return Exit.SERVER_KEY_CHANGED;
   }
   if (error instanceof ServerRefusedError) {
-    if (error.code === "not-allowed") {
+    const again = `${commandPrefix(where.context)} connect ${address}`;
+    if (error.code === ErrorCode.notAllowed) {
       printError(`the server at ${address} does not allow your key`, [
         `your key: ${where.myKey}`,
         `ask the server's operator to run: chat allow ${where.myKey} --name ${where.name}`,
-        `then connect again with: chat connect ${address}`,
+        `then connect again with: ${again}`,
       ]);
       return Exit.NOT_ALLOWED;
     }
-    printError(`the server at ${address} refused: ${error.serverMessage} (${error.code})`, [
+    if (error.code === ErrorCode.revoked) {
+      printError(`the server at ${address} removed your key from its allowlist`, [
+        "ask the operator to allow it again",
+      ]);
+      return Exit.NOT_ALLOWED;
+    }
+    if (error.code === ErrorCode.nameConfusable) {
+      printError(`the server at ${address} refused your name: ${clip(error.serverMessage)}`, [
+        `connect with another name: ${again} --name OTHER`,
+      ]);
+      return Exit.CONNECTION;
+    }
+    printError(`the server at ${address} refused: ${clip(error.serverMessage)} (${error.code})`, [
       "try again later",
     ]);
     return Exit.CONNECTION;
   }
   if (error instanceof ConnectError) {
-    printError(error.message, [`check the address and port; the default port is ${DEFAULT_PORT}`]);
+    printError(error.message, [
+      error.failure === "refused"
+        ? "is `chat serve` running there, on that port?"
+        : `check the address and port; the default port is ${DEFAULT_PORT}`,
+    ]);
     return Exit.CONNECTION;
   }
   if (error instanceof ProtocolError || error instanceof TimeoutError) {

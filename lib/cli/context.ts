@@ -6,7 +6,6 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Exit } from "../protocol/constants.ts";
 import {
   parsePublicKey,
   PUBLIC_KEY_BASE64_LENGTH,
@@ -15,6 +14,7 @@ import {
 import { Keystore } from "../keys/keystore.ts";
 import { validateName } from "../protocol/names.ts";
 import { UserError } from "./output.ts";
+import { Exit } from "./exit.ts";
 
 /** The name of the per-user keys folder (in `$XDG_CONFIG_HOME`, `~/.config` or `%APPDATA%`). */
 export const APP_FOLDER = "chat";
@@ -134,6 +134,21 @@ export function resolveKeysDir(
 export function createContext(options: GlobalOptions): Context {
   const { dir, from } = resolveKeysDir(options.keys, Deno.env.get(KEYS_ENV));
   return { keysDir: dir, keysFrom: from, keystore: new Keystore(dir) };
+}
+
+/**
+ * How a printed command starts so that it works pasted in the same shell: `chat`, plus the
+ * `--keys DIR` this command was given (with `withKeys`; `CHAT_KEYS` is still set there).
+ */
+export function commandPrefix(context: Context, withKeys = true): string {
+  return withKeys && context.keysFrom === "flag"
+    ? `chat --keys ${shellWord(context.keysDir)}`
+    : "chat";
+}
+
+/** `text` as one shell word: as it is when that is safe, else in single quotes. */
+export function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./~:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Says which keys folder a new identity went to when the user did not choose it. */

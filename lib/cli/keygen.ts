@@ -3,11 +3,11 @@
  * stdout; where the files are goes to stderr.
  * @module
  */
-import { Exit } from "../protocol/constants.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
-import { KeystoreError } from "../keys/keystore.ts";
 import { type Context, describeDefaultFolder } from "./context.ts";
 import { printData, printInfo, printWarning, UserError } from "./output.ts";
+import { KeystoreError } from "../errors.ts";
+import { Exit } from "./exit.ts";
 
 /** Options of `chat keygen`. */
 export interface KeygenOptions {

@@ -4,10 +4,10 @@
  * say what to do (the style of age's `tui.go`). Also turns any thrown error into an exit code.
  * @module
  */
-import { Exit } from "../protocol/constants.ts";
 import type { LineError } from "../keys/key_text.ts";
-import { KeystoreError } from "../keys/keystore.ts";
-import { sanitize } from "./terminal.ts";
+import { KeystoreError } from "../errors.ts";
+import { Exit } from "./exit.ts";
+import { sanitize } from "../chat/untrusted.ts";
 
 const PROGRAM = "chat";
 const encoder = new TextEncoder();

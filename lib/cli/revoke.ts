@@ -2,11 +2,12 @@
  * `chat revoke <pubkey|label>`: removes one key from the allowlist.
  * @module
  */
-import { Exit, PUBLIC_KEY_HRP } from "../protocol/constants.ts";
+import { PUBLIC_KEY_HRP } from "../protocol/constants.ts";
 import { fingerprint, isPublicKey } from "../keys/key_text.ts";
 import { isValidName } from "../protocol/names.ts";
 import { type Context, parseKeyArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
+import { Exit } from "./exit.ts";
 
 /** Runs `chat revoke`; `target` is a key (either form) or a label. Returns the exit code. */
 export async function revoke(context: Context, target: string): Promise<number> {

@@ -3,131 +3,24 @@
  * the operator quits or the process is signalled; then bye to everyone and exit 0.
  * @module
  */
-import {
-  Exit,
-  KEEPALIVE_MISSES,
-  MAX_KEEPALIVE_MS,
-  MAX_MEMBERS_LIMIT,
-  MAX_PLAINTEXT_BYTES,
-  MIN_KEEPALIVE_MS,
-} from "../protocol/constants.ts";
+import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
+import { AllowlistReader } from "../keys/allowlist.ts";
 import { FileNameBook } from "../keys/name_book.ts";
-import { encodePublicKey, fingerprint, parseAllowlist } from "../keys/key_text.ts";
-import { parsePort, parsePortRange, type PortRange } from "../chat/data_port.ts";
-import { type Allowlist, ChatServer, type ServerLimits } from "../chat/server.ts";
-import { detectTerminal, sanitize, Terminal } from "./terminal.ts";
-import type { Context } from "./context.ts";
+import { MessageType } from "../protocol/messages.ts";
+import type { PortRange } from "../chat/data_port.ts";
+import { ChatServer } from "../chat/server.ts";
+import { parseLimits, parsePort, parsePortRange, type ServeOptions } from "./args.ts";
+import { checkName, onSignals, OPERATOR_HELP } from "./chatting.ts";
+import { commandPrefix, type Context } from "./context.ts";
+import { Exit } from "./exit.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
+import { parseLineCommand } from "./line_command.ts";
 import { printInfo, UserError } from "./output.ts";
-import { checkName, EXIT_WORDS, HELP_TEXT, onSignals } from "./chatting.ts";
+import { describeEvent } from "./server_log.ts";
+import { detectTerminal, Terminal } from "./terminal.ts";
+import { sanitize } from "../chat/untrusted.ts";
 
-/** Options of `chat serve` (limits as given on the command line, checked here). */
-export interface ServeOptions {
-  host: string;
-  port: string;
-  dataPorts?: string;
-  name: string;
-  headless?: boolean;
-  json?: boolean;
-  handshakeTimeout?: string;
-  joinTimeout?: string;
-  keepalive?: string;
-  maxHandshakes?: string;
-  maxHandshakesPerAddress?: string;
-  maxLineBytes?: string;
-  maxQueueBytes?: string;
-  maxMembers?: string;
-  rate?: string;
-  burst?: string;
-  maxPendingSessions?: string;
-  maxPendingPerKey?: string;
-  maxUnproven?: string;
-  connectRate?: string;
-  connectBurst?: string;
-}
-
-/** One limit flag of `chat serve`: the option, its ServerLimits field, its unit and range. */
-interface LimitFlag {
-  option: keyof ServeOptions;
-  field: keyof ServerLimits;
-  /** Seconds (turned into ms) or a count. */
-  unit: "s" | "n";
-  /** The smallest and largest values accepted, in the flag's unit. */
-  min: number;
-  max: number;
-}
-
-const HOUR = 3600;
-const MILLION = 1_000_000;
-
-/**
- * The limit flags of `chat serve`. Every one has a range: a duration past it would overflow a
- * timer (Deno turns a delay over 2^31-1 ms into 1 ms), a member count past it would not fit the
- * member list of a `welcome` in one frame.
- */
-export const LIMIT_FLAGS: LimitFlag[] = [
-  { option: "handshakeTimeout", field: "handshakeTimeoutMs", unit: "s", min: 0.1, max: HOUR },
-  { option: "joinTimeout", field: "joinTimeoutMs", unit: "s", min: 0.1, max: HOUR },
-  {
-    option: "keepalive",
-    field: "keepaliveMs",
-    unit: "s",
-    min: MIN_KEEPALIVE_MS / 1000,
-    max: MAX_KEEPALIVE_MS / 1000,
-  },
-  { option: "maxHandshakes", field: "maxHandshakes", unit: "n", min: 1, max: MILLION },
-  {
-    option: "maxHandshakesPerAddress",
-    field: "maxHandshakesPerAddress",
-    unit: "n",
-    min: 1,
-    max: MILLION,
-  },
-  { option: "maxLineBytes", field: "maxLineBytes", unit: "n", min: 1, max: MAX_PLAINTEXT_BYTES },
-  { option: "maxQueueBytes", field: "maxQueuedBytes", unit: "n", min: 1024, max: 2 ** 30 },
-  { option: "maxMembers", field: "maxMembers", unit: "n", min: 1, max: MAX_MEMBERS_LIMIT },
-  { option: "rate", field: "rateLinesPerSecond", unit: "n", min: 1, max: MILLION },
-  { option: "burst", field: "rateBurstLines", unit: "n", min: 1, max: MILLION },
-  { option: "maxPendingSessions", field: "maxPendingSessions", unit: "n", min: 1, max: 65535 },
-  {
-    option: "maxPendingPerKey",
-    field: "maxPendingSessionsPerKey",
-    unit: "n",
-    min: 1,
-    max: 65535,
-  },
-  { option: "maxUnproven", field: "maxUnprovenConnections", unit: "n", min: 1, max: MILLION },
-  { option: "connectRate", field: "connectRatePerSecond", unit: "n", min: 1, max: MILLION },
-  { option: "connectBurst", field: "connectBurst", unit: "n", min: 1, max: MILLION },
-];
-
-function flagName(option: string): string {
-  return "--" + option.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
-}
-
-/** Reads the limit flags; a value that is not a number in the flag's range is a usage error. */
-export function parseLimits(options: ServeOptions): Partial<ServerLimits> {
-  const limits: Partial<ServerLimits> = {};
-  for (const { option, field, unit, min, max } of LIMIT_FLAGS) {
-    const text = options[option];
-    if (text === undefined) continue;
-    const value = Number(text);
-    const whole = unit === "n";
-    const pattern = whole ? /^\d+$/ : /^\d+(\.\d+)?$/;
-    if (!(typeof text === "string" && pattern.test(text) && value >= min && value <= max)) {
-      const what = whole ? "a whole number" : "a number of seconds";
-      throw new UserError(
-        `${flagName(option)}: expected ${what} from ${min} to ${max}, got "${text}"`,
-        { exitCode: Exit.USAGE },
-      );
-    }
-    limits[field] = unit === "s" ? Math.round(value * 1000) : value;
-  }
-  if (limits.keepaliveMs !== undefined) {
-    limits.peerSilenceMs = KEEPALIVE_MISSES * limits.keepaliveMs;
-  }
-  return limits;
-}
+export type { ServeOptions };
 
 /** Runs `chat serve`; resolves with the exit code when the server has stopped. */
 export async function serve(context: Context, options: ServeOptions): Promise<number> {
@@ -139,31 +32,25 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   } catch (error) {
     throw new UserError((error as Error).message, { exitCode: Exit.USAGE });
   }
+  if (dataPorts && port >= dataPorts.first && port <= dataPorts.last) {
+    throw new UserError(
+      `--data-ports ${options.dataPorts} includes the control port ${port}`,
+      { exitCode: Exit.USAGE, hints: ["give data ports apart from --port"] },
+    );
+  }
   const limits = parseLimits(options);
   const identity = await loadOrCreateIdentity(context);
   const { keystore } = context;
 
   let terminal: Terminal | undefined;
-  // log lines quote what peers sent, but stay untrusted text: neutralised on every path
+  // log lines carry what peers sent: neutralised on every path
   const log = (line: string) => terminal ? terminal.info(line) : printInfo(sanitize(line));
-
-  // The allowlist file is read afresh for every handshake and sweep, but parsed only when its
-  // text changed (parsing 1,000 keys costs ~70 ms); bad lines are reported once per change.
-  let cached: { text: string; allowlist: Allowlist } | undefined;
-  const readAllowlist = async (): Promise<Allowlist> => {
-    const text = await keystore.readAllowlistText();
-    if (cached?.text === text) return cached.allowlist;
-    const parsed = parseAllowlist(text);
-    for (const e of parsed.errors) {
-      log(`warning: allowlist line ignored: ${keystore.paths.allowed}:${e.line}: ${e.message}`);
-    }
-    const allowlist = new Map(
-      parsed.entries.map((e) => [encodePublicKey(e.key), { label: e.label }]),
-    );
-    cached = { text, allowlist };
-    return allowlist;
+  const wording = {
+    allowCommand: (key: string) => `${commandPrefix(context)} allow ${key} --name NAME`,
   };
-
+  const allowlist = new AllowlistReader(keystore, (path, errors) => {
+    for (const e of errors) log(`warning: allowlist line ignored: ${path}:${e.line}: ${e.message}`);
+  });
   const names = await FileNameBook.open(keystore, (line) => log(`warning: ${line}`));
 
   let stopped!: () => void;
@@ -175,8 +62,8 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     dataPorts,
     name,
     identity,
-    readAllowlist,
-    log,
+    readAllowlist: () => allowlist.read(),
+    report: (event) => log(describeEvent(event, wording)),
     names,
     limits,
     onFatal(error) {
@@ -185,7 +72,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       void shutdown();
     },
     operator: options.headless ? undefined : (message) => {
-      if (message.type === "msg") terminal?.message(String(message.from), String(message.text));
+      if (message.type === MessageType.msg) terminal?.message(message.from, message.text);
       // presence is already in the log (with the address and fingerprint)
     },
   });
@@ -199,50 +86,11 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       hints: ["is another `chat serve` running? choose another port with --port N"],
     });
   }
-  await readAllowlist().catch((error) => log(`warning: ${error.message}`));
+  await allowlist.read().catch((error) => log(`warning: ${error.message}`));
   const shutdown = () => server.close().then(() => stopped());
   const removeSignals = onSignals(shutdown);
-
-  printInfo(
-    `serving as ${name} on ${options.host}:${server.port} (key ${
-      encodePublicKey(identity.publicKey)
-    }, fingerprint ${fingerprint(identity.publicKey)})`,
-  );
-  printInfo(`clients join with: chat connect ${options.host}:${server.port}`);
-
-  if (!options.headless) {
-    const view = detectTerminal(Boolean(options.json));
-    terminal = new Terminal(view, {
-      line(text) {
-        const say = (line: string) => {
-          try {
-            server.say(line); // checks the line against the server's own --max-line-bytes
-          } catch (error) {
-            return terminal?.error((error as Error).message);
-          }
-          terminal?.sent(name, line);
-        };
-        if (!view.interactive) {
-          if (text) say(text); // a pipe: every line is said, verbatim
-          return;
-        }
-        const command = text.trim();
-        if (EXIT_WORDS.has(command)) return void shutdown();
-        if (command === "/who") {
-          const names = server.members.slice(1);
-          return terminal?.info(names.length ? `here: ${names.join(", ")}` : "nobody else is here");
-        }
-        if (command === "/help") return terminal?.info(HELP_TEXT);
-        if (command.startsWith("/") && !command.startsWith("//")) {
-          return terminal?.error(`unknown command ${command}`, ["type /help for the commands"]);
-        }
-        if (text) say(text.startsWith("//") ? text.slice(1) : text);
-      },
-      // End of input does not stop a server: it keeps serving until signalled.
-      end: () => terminal?.stopReading(),
-      interrupt: () => void shutdown(),
-    });
-  }
+  announce(context, { name, host: options.host, port: server.port, key: identity.publicKey });
+  if (!options.headless) terminal = operatorTerminal(server, name, Boolean(options.json), shutdown);
   await done;
   removeSignals();
   terminal?.close();
@@ -254,4 +102,63 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   }
   printInfo("the server stopped; everyone was told the chat ended");
   return Exit.OK;
+}
+
+/**
+ * Says where the server listens: the line `chat: listening HOST:PORT KEY` (a stable format, for
+ * scripts and tests), then the same for people, with the command clients join with.
+ */
+function announce(
+  context: Context,
+  server: { name: string; host: string; port: number; key: Uint8Array },
+): void {
+  const address = server.host.includes(":")
+    ? `[${server.host}]:${server.port}`
+    : `${server.host}:${server.port}`;
+  const key = encodePublicKey(server.key);
+  printInfo(`listening ${address} ${key}`);
+  printInfo(
+    `serving as ${server.name} on ${address} (key ${key}, fingerprint ${fingerprint(server.key)})`,
+  );
+  printInfo(`clients join with: ${commandPrefix(context, false)} connect ${address}`);
+}
+
+/** The operator's prompt: lines are said to the room; /who, /help and /quit are commands. */
+function operatorTerminal(
+  server: ChatServer,
+  name: string,
+  json: boolean,
+  shutdown: () => void,
+): Terminal {
+  const view = detectTerminal(json);
+  const terminal: Terminal = new Terminal(view, {
+    line(text) {
+      const command = parseLineCommand(text, view.interactive);
+      switch (command.kind) {
+        case "quit":
+          return void shutdown();
+        case "who": {
+          const names = server.members.slice(1);
+          return terminal.info(names.length ? `here: ${names.join(", ")}` : "nobody else is here");
+        }
+        case "help":
+          return terminal.info(OPERATOR_HELP);
+        case "unknown":
+          return terminal.error(`unknown command ${command.command}`, [
+            "type /help for the commands",
+          ]);
+        case "say":
+          try {
+            server.say(command.text); // checks the line against the server's --max-line-bytes
+          } catch (error) {
+            return terminal.error((error as Error).message);
+          }
+          return terminal.sent(name, command.text);
+      }
+    },
+    // End of input does not stop a server: it keeps serving until signalled.
+    end: () => terminal.stopReading(),
+    interrupt: () => void shutdown(),
+  });
+  return terminal;
 }

@@ -9,6 +9,7 @@
  */
 import * as readline from "node:readline";
 import process from "node:process";
+import { safeJson, sanitize } from "../chat/untrusted.ts";
 
 /** How to draw. */
 export interface TerminalOptions {
@@ -38,32 +39,6 @@ export function detectTerminal(json: boolean): TerminalOptions {
   const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
   const color = interactive && !noColor;
   return { interactive, json, color, colorErrors: color && Deno.stderr.isTerminal() };
-}
-
-// C0 and C1 controls (escape sequences could rewrite the screen) and bidirectional overrides
-// (they could make one name look like another): a peer's text must show as what it is.
-// deno-lint-ignore no-control-regex -- matching control characters is the point
-const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
-
-/** `text` with every control character shown as U+FFFD and tabs as spaces. */
-export function sanitize(text: string): string {
-  return text.replace(UNSAFE, "\ufffd").replaceAll("\t", " ");
-}
-
-// What JSON.stringify leaves raw but a terminal acts on or a reader is fooled by: DEL, C1
-// controls, bidi controls, and the line and paragraph separators (line breaks to some tools).
-const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/**
- * `value` as one line of JSON that is safe to print: JSON.stringify escapes C0 controls and lone
- * surrogates, and this escapes the rest of what sanitize() neutralises as `\uXXXX`, so the data
- * stays exact for a program and inert for a terminal.
- */
-export function safeJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    UNSAFE_IN_JSON,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
 }
 
 const PALETTE = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];

@@ -12,6 +12,7 @@ import { type KeyPair, primitives } from "../protocol/crypto.ts";
 import { validateName } from "../protocol/names.ts";
 
 export type { KeyPair };
+import type { LineError } from "../errors.ts";
 
 /** Length of a public key in bech32 text: `chat1`, 52 data characters, 6 checksum characters. */
 export const PUBLIC_KEY_TEXT_LENGTH: number = PUBLIC_KEY_HRP.length + 1 + 52 + 6;
@@ -333,12 +334,7 @@ export function parseIdentity(text: string): KeyPair {
 // --- Line-based files: allowlist and known servers --------------------------------
 
 /** A line of a file that could not be parsed: 1-based line number and the reason. */
-export interface LineError {
-  /** 1-based line number. */
-  line: number;
-  /** What is wrong, without the line number. */
-  message: string;
-}
+export type { LineError };
 
 /** The result of parsing a line-based file: good entries, bad lines, and the original lines. */
 export interface ParsedFile<T> {

@@ -10,6 +10,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { type KeyPair, primitives } from "../protocol/crypto.ts";
+import { KeystoreError } from "../errors.ts";
 import {
   type AllowEntry,
   encodePublicKey,
@@ -60,46 +61,6 @@ const GROUP_OTHER_WRITE = 0o022;
  * profile folder, is what keeps the secret key private, so no chmod is done and no mode checked.
  */
 const UNIX_MODES = Deno.build.os !== "windows";
-
-/** What went wrong, for callers that branch (the CLI adds hints per code). */
-export type KeystoreErrorCode =
-  | "NO_FOLDER" // the keys folder does not exist
-  | "NOT_A_FOLDER" // the keys path is a file
-  | "NO_IDENTITY" // no secret key file
-  | "IDENTITY_EXISTS" // keygen without force
-  | "INSECURE_MODE" // secret key file accessible by group or others
-  | "UNSAFE" // the folder or a file in it is another user's, writable by others, or a link
-  | "BAD_IDENTITY" // the secret key file or the public key file is wrong
-  | "BAD_FILE" // a line-based file has bad lines; nothing was changed
-  | "CONFLICT" // the requested change conflicts with the file (label taken)
-  | "NOT_FOUND" // revoke: no such key or label
-  | "IO"; // the operating system refused (permission, full disk…)
-
-/** A keystore failure: a message that names the file, hints that say what to do, bad lines. */
-export class KeystoreError extends Error {
-  /** What went wrong. */
-  readonly code: KeystoreErrorCode;
-  /** What to do about it, one sentence each. */
-  readonly hints: string[];
-  /** Bad lines, with `source` the file (or input) they belong to. */
-  readonly problems: LineError[];
-  /** The file or input `problems` refer to. */
-  readonly source?: string;
-
-  /** Creates an error; `options.cause` keeps the operating system's error. */
-  constructor(
-    code: KeystoreErrorCode,
-    message: string,
-    options: { hints?: string[]; problems?: LineError[]; source?: string; cause?: unknown } = {},
-  ) {
-    super(message, { cause: options.cause });
-    this.name = "KeystoreError";
-    this.code = code;
-    this.hints = options.hints ?? [];
-    this.problems = options.problems ?? [];
-    this.source = options.source;
-  }
-}
 
 /** A request to allow one key; `line` is where it came from (stdin), for error messages. */
 export interface AllowRequest {

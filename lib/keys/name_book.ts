@@ -18,6 +18,8 @@ export interface NameBook {
   keyOf(name: string): string | undefined;
   /** Records that `name` is shown for `key` (a name already bound is never rebound). */
   bind(name: string, key: string): Promise<void>;
+  /** Every binding: name and key. */
+  entries(): Iterable<[name: string, key: string]>;
 }
 
 /** A NameBook in memory only (a server without a keys folder, and tests). */
@@ -31,6 +33,10 @@ export class MemoryNameBook implements NameBook {
   bind(name: string, key: string): Promise<void> {
     if (!this.bindings.has(name)) this.bindings.set(name, key);
     return Promise.resolve();
+  }
+
+  entries(): Iterable<[string, string]> {
+    return this.bindings.entries();
   }
 }
 

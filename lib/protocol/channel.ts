@@ -1,5 +1,5 @@
 /**
- * A channel: typed JSON messages, each sealed as one Noise transport message in one frame.
+ * A channel: typed messages, each sealed as one Noise transport message in one frame.
  *
  * The channel owns ordering: sends are queued in call order, and one drain loop seals each
  * message (taking its nonce) and writes it, in that same order, so concurrent senders can never
@@ -8,8 +8,8 @@
  * @module
  */
 import { FRAME_HEADER_BYTES, MAX_PLAINTEXT_BYTES, TAG_BYTES } from "./constants.ts";
-import { DecryptError } from "./crypto.ts";
-import { ProtocolError, withDeadline } from "../errors.ts";
+import { DecryptError, ProtocolError } from "../errors.ts";
+import type { Codec } from "./messages.ts";
 import {
   type ByteReader,
   type ByteWriter,
@@ -17,9 +17,7 @@ import {
   writeAll,
   writeFrameHeader,
 } from "./frame.ts";
-
-/** A transport message: a JSON object with a string `type`. */
-export type Message = { type: string; [field: string]: unknown };
+import { withDeadline } from "./deadline.ts";
 
 /** One direction of a Noise transport (a CipherState after Split()). */
 export interface MessageCipher {
@@ -42,9 +40,6 @@ export interface Connection extends ByteReader, ByteWriter {
 }
 
 const NO_AD = new Uint8Array(0);
-const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-const lenientUtf8 = new TextDecoder("utf-8");
 
 /** The bytes a plaintext takes on the wire: the frame header, the ciphertext and the tag. */
 function frameBytes(plaintext: Uint8Array): number {
@@ -78,46 +73,10 @@ function coalesce(plaintexts: Uint8Array[], start: number): { end: number; size:
   return { end, size };
 }
 
-/**
- * Decodes UTF-8, throwing on invalid input. The lenient decoder is ~9x faster here than the
- * fatal one on 64 KB; it replaces invalid sequences with U+FFFD, so text without U+FFFD proves
- * the input was valid, and only text that has one is decoded again strictly.
- */
-export function decodeUtf8Strict(bytes: Uint8Array): string {
-  const text = lenientUtf8.decode(bytes);
-  return text.includes("\ufffd") ? strictUtf8.decode(bytes) : text;
-}
-
-/** Returns the UTF-8 JSON plaintext of `message`; throws RangeError if it cannot fit one frame. */
-export function encodeMessage(message: Message): Uint8Array {
-  const plaintext = utf8.encode(JSON.stringify(message));
-  if (plaintext.length > MAX_PLAINTEXT_BYTES) {
-    throw new RangeError(
-      `message of ${plaintext.length} bytes exceeds the ${MAX_PLAINTEXT_BYTES}-byte limit`,
-    );
-  }
-  return plaintext;
-}
-
-/** Parses a decrypted plaintext; throws ProtocolError unless it is a JSON object with a string type. */
-export function decodeMessage(plaintext: Uint8Array): Message {
-  let value: unknown;
-  try {
-    value = JSON.parse(decodeUtf8Strict(plaintext));
-  } catch {
-    throw new ProtocolError("message is not UTF-8 JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError("message is not a JSON object");
-  }
-  if (typeof (value as { type?: unknown }).type !== "string") {
-    throw new ProtocolError('message has no string "type"');
-  }
-  return value as Message;
-}
-
 /** Options for a Channel. */
-export interface ChannelOptions {
+export interface ChannelOptions<In, Out> {
+  /** What the channel carries: how its messages become plaintexts and back (messages.ts). */
+  codec: Codec<In, Out>;
   /** A FrameReader already reading `connection` (it may hold buffered bytes). */
   reader?: FrameReader;
   /**
@@ -148,12 +107,17 @@ function disown(cipher: MessageCipher): void {
   cipher.wipe?.();
 }
 
-/** Typed, encrypted messages over one connection. */
-export class Channel {
+/**
+ * Typed, encrypted messages over one connection: `Out` is what this side sends, `In` what it
+ * receives, turned into plaintexts and back by the codec (messages.ts). The channel itself
+ * knows only bytes: it seals, frames, orders and bounds them.
+ */
+export class Channel<In, Out> {
   readonly connection: Connection;
   readonly #sender: MessageCipher;
   readonly #receiver: MessageCipher;
   readonly #reader: FrameReader;
+  readonly #codec: Codec<In, Out>;
   readonly #maxQueuedBytes: number;
   // The send queue: plaintexts not yet sealed and written, and the one promise they all settle
   // with. A promise chain link per frame cost ~780 bytes of heap per queued 64-byte frame (measured
@@ -172,8 +136,9 @@ export class Channel {
     connection: Connection,
     sender: MessageCipher,
     receiver: MessageCipher,
-    options: ChannelOptions = {},
+    options: ChannelOptions<In, Out>,
   ) {
+    this.#codec = options.codec;
     this.connection = connection;
     this.#sender = sender;
     this.#receiver = receiver;
@@ -197,12 +162,12 @@ export class Channel {
    * Seals `message` and writes it as one frame; call order is nonce order and wire order. Throws
    * RangeError for a message too large for one frame (nothing is sent then).
    */
-  send(message: Message): Promise<void> {
-    return this.sendPlaintext(encodeMessage(message));
+  send(message: Out): Promise<void> {
+    return this.sendPlaintext(this.#codec.encode(message));
   }
 
   /**
-   * Seals an already encoded message (see encodeMessage) and writes it as one frame. The channel
+   * Seals an already encoded message (the codec's encoding) and writes it as one frame. The channel
    * keeps `plaintext` until it is sealed, so the caller must not change it afterwards (sharing one
    * plaintext between channels is fine). Frames queued together settle together: if a write
    * fails, every send still queued with it fails too. Throws RangeError for a plaintext over
@@ -286,12 +251,23 @@ export class Channel {
   }
 
   /**
-   * The next message, or null when the peer closed (or reset) the connection. Waits at most
-   * `timeoutMs`, then closes the channel and throws TimeoutError. Throws ProtocolError on a bad
-   * frame, a frame that fails to decrypt (the receive nonce does not advance) or a malformed
-   * message.
+   * The next message, or null when the peer closed (or reset) the connection; messages the
+   * codec skips (unknown types) are read past, each restarting the wait. Waits at most
+   * `timeoutMs` for a frame, then closes the channel and throws TimeoutError. Throws
+   * ProtocolError on a bad frame, a frame that fails to decrypt (the receive nonce does not
+   * advance) or a malformed message.
    */
-  receive(timeoutMs = Infinity): Promise<Message | null> {
+  async receive(timeoutMs = Infinity): Promise<In | null> {
+    while (true) {
+      const plaintext = await this.receivePlaintext(timeoutMs);
+      if (plaintext === null) return null;
+      const message = this.#codec.decode(plaintext);
+      if (message !== undefined) return message;
+    }
+  }
+
+  /** The next decrypted plaintext, or null when the peer closed; bounded as `receive`. */
+  receivePlaintext(timeoutMs = Infinity): Promise<Uint8Array | null> {
     return withDeadline(
       this.#receive(),
       timeoutMs,
@@ -300,7 +276,7 @@ export class Channel {
     );
   }
 
-  async #receive(): Promise<Message | null> {
+  async #receive(): Promise<Uint8Array | null> {
     let frame: Uint8Array | null;
     try {
       frame = await this.#reader.readFrame();
@@ -314,14 +290,12 @@ export class Channel {
     }
     // closed while the frame was read: its ciphers may be wiped, and nobody waits for it
     if (frame === null || this.#closed) return null;
-    let plaintext: Uint8Array;
     try {
-      plaintext = this.#receiver.decryptWithAd(NO_AD, frame);
+      return this.#receiver.decryptWithAd(NO_AD, frame);
     } catch (error) {
       if (error instanceof DecryptError) throw new ProtocolError(error.message);
       throw error;
     }
-    return decodeMessage(plaintext);
   }
 
   /** Waits until every queued frame is written (or failed). */

@@ -10,19 +10,12 @@ import * as nodeCrypto from "node:crypto";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { KEY_BYTES, TAG_BYTES } from "./constants.ts";
+import { DecryptError } from "../errors.ts";
 
 /** An X25519 key pair (raw 32-byte keys). */
 export interface KeyPair {
   secretKey: Uint8Array;
   publicKey: Uint8Array;
-}
-
-/** The error every failed decryption throws: one opaque message, never which check failed. */
-export class DecryptError extends Error {
-  constructor() {
-    super("failed to decrypt and authenticate message");
-    this.name = "DecryptError";
-  }
 }
 
 /** X25519 and ChaCha20-Poly1305 (IETF, 12-byte nonce, 16-byte tag appended). */

@@ -13,12 +13,12 @@ import {
   REKEY_INTERVAL,
 } from "./constants.ts";
 import type { KeyPair } from "./crypto.ts";
-import { ProtocolError } from "../errors.ts";
-import { type Connection, decodeUtf8Strict } from "./channel.ts";
+import { DecryptError, ProtocolError } from "../errors.ts";
+import type { Connection } from "./channel.ts";
 import { encodeFrame, FrameReader, writeAll } from "./frame.ts";
 import { XXHandshake } from "./handshake.ts";
 import type { CipherState } from "./noise.ts";
-import { isValidName } from "./names.ts";
+import { decodeNamePayload, encodeNamePayload } from "./messages.ts";
 
 /** What a completed handshake yields. */
 export interface HandshakeResult {
@@ -34,28 +34,6 @@ export interface HandshakeResult {
   remoteName: string;
   /** The Noise handshake hash h, the same on both sides. */
   handshakeHash: Uint8Array;
-}
-
-const utf8 = new TextEncoder();
-
-/** The m2/m3 payload: `{"name": "<display name>"}`. */
-export function encodeNamePayload(name: string): Uint8Array {
-  return utf8.encode(JSON.stringify({ name }));
-}
-
-/** Parses an m2/m3 payload; throws ProtocolError unless it is a JSON object with a valid name. */
-export function decodeNamePayload(payload: Uint8Array, whose: string): string {
-  let value: unknown;
-  try {
-    value = JSON.parse(decodeUtf8Strict(payload));
-  } catch {
-    throw new ProtocolError(`the ${whose}'s handshake payload is not UTF-8 JSON`);
-  }
-  const name = (value as { name?: unknown } | null)?.name;
-  if (typeof name !== "string" || !isValidName(name)) {
-    throw new ProtocolError(`the ${whose}'s handshake payload has no valid "name"`);
-  }
-  return name;
 }
 
 async function nextFrame(reader: FrameReader, which: string): Promise<Uint8Array> {
@@ -81,7 +59,8 @@ function step<T>(which: string, run: () => T): T {
   try {
     return run();
   } catch (error) {
-    if (error instanceof ProtocolError) throw error;
+    // a payload's own ProtocolError says what is wrong already; a failed decryption does not
+    if (error instanceof ProtocolError && !(error instanceof DecryptError)) throw error;
     throw new ProtocolError(`handshake ${which} rejected: ${(error as Error).message}`, {
       cause: error,
     });

@@ -1,0 +1,102 @@
+/**
+ * The server's limits: each a default here, a `chat serve` flag, and a row in the README's
+ * limits table. They are ours to tune; the protocol's own constants are in
+ * lib/protocol/constants.ts.
+ * @module
+ */
+import { KEEPALIVE_INTERVAL_MS, silenceLimit } from "../protocol/constants.ts";
+
+/** Handshake deadline, from TCP accept to a verified m3. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Join deadline, from sending the port message to a decrypted join. */
+export const JOIN_TIMEOUT_MS = 10_000;
+/** How often a running server re-reads the allowlist to end revoked sessions. */
+export const REVOKE_CHECK_MS = 1_000;
+/** Handshakes in flight at once; past it the oldest pending one is shed for the newcomer. */
+export const MAX_HANDSHAKES = 512;
+/** Handshakes in flight from one IP address; past it that address's oldest is shed. */
+export const MAX_HANDSHAKES_PER_ADDRESS = 128;
+/** Bytes queued towards one client; a client that stops reading past this is dropped. */
+export const MAX_QUEUED_BYTES = 1024 * 1024;
+/** Lines per second a client may say in the long run; faster lines wait (nothing is lost). */
+export const RATE_LINES_PER_SECOND = 20;
+/** Lines a client may say at once before the rate applies. */
+export const RATE_BURST_LINES = 100;
+/**
+ * The longest chat line the server relays by default (UTF-8 bytes of the text): a screenful,
+ * far below the frame limit, so one member cannot make every other member receive 64 KiB a line.
+ */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** Members of one room (clients; the operator does not count). */
+export const MAX_MEMBERS = 1000;
+/**
+ * The most `--max-members` may be: a `welcome` or `who` lists every member (up to 49
+ * characters of name, quotes and a comma each), and it must fit one frame.
+ */
+export const MAX_MEMBERS_LIMIT = 1200;
+/** Sessions that got a data port but have not joined yet, server-wide; past it the oldest goes. */
+export const MAX_PENDING_SESSIONS = 64;
+/** Sessions of one key that got a data port but have not joined; a newer one ends the oldest. */
+export const MAX_PENDING_SESSIONS_PER_KEY = 2;
+/** Unproven connections on all data ports together; past it the oldest is closed. */
+export const MAX_UNPROVEN_CONNECTIONS = 256;
+/** New control connections per second from one source address, while the server is under load. */
+export const CONNECT_RATE_PER_SECOND = 20;
+/** New control connections at once from one source address before the rate applies. */
+export const CONNECT_BURST = 5;
+/** The longest handshake or join deadline a server may set. */
+export const MAX_DEADLINE_MS = 3_600_000;
+
+/** Limits a server runs with; every one has a default (DEFAULT_LIMITS) and a flag. */
+export interface ServerLimits {
+  handshakeTimeoutMs: number;
+  joinTimeoutMs: number;
+  keepaliveMs: number;
+  /** How long a client may be silent: three keepalive intervals (silenceLimit). */
+  peerSilenceMs: number;
+  revokeCheckMs: number;
+  maxHandshakes: number;
+  maxHandshakesPerAddress: number;
+  maxQueuedBytes: number;
+  /** The longest line (UTF-8 bytes of its text) relayed; told to clients in the welcome. */
+  maxLineBytes: number;
+  maxMembers: number;
+  /** Sessions that have a data port but no join yet, server-wide (the oldest is shed). */
+  maxPendingSessions: number;
+  /** Such sessions per key (a newer one ends the oldest). */
+  maxPendingSessionsPerKey: number;
+  /** Unproven connections on all data ports together (the oldest is closed). */
+  maxUnprovenConnections: number;
+  rateLinesPerSecond: number;
+  rateBurstLines: number;
+  /** New control connections per second per source address, applied under load. */
+  connectRatePerSecond: number;
+  connectBurst: number;
+}
+
+/** The defaults of ServerLimits. */
+export const DEFAULT_LIMITS: ServerLimits = {
+  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  joinTimeoutMs: JOIN_TIMEOUT_MS,
+  keepaliveMs: KEEPALIVE_INTERVAL_MS,
+  peerSilenceMs: silenceLimit(KEEPALIVE_INTERVAL_MS),
+  revokeCheckMs: REVOKE_CHECK_MS,
+  maxHandshakes: MAX_HANDSHAKES,
+  maxHandshakesPerAddress: MAX_HANDSHAKES_PER_ADDRESS,
+  maxQueuedBytes: MAX_QUEUED_BYTES,
+  maxLineBytes: MAX_LINE_BYTES,
+  maxMembers: MAX_MEMBERS,
+  maxPendingSessions: MAX_PENDING_SESSIONS,
+  maxPendingSessionsPerKey: MAX_PENDING_SESSIONS_PER_KEY,
+  maxUnprovenConnections: MAX_UNPROVEN_CONNECTIONS,
+  rateLinesPerSecond: RATE_LINES_PER_SECOND,
+  rateBurstLines: RATE_BURST_LINES,
+  connectRatePerSecond: CONNECT_RATE_PER_SECOND,
+  connectBurst: CONNECT_BURST,
+};
+
+/** `limits` over the defaults, with the silence limit following the keepalive interval. */
+export function withDefaults(limits: Partial<ServerLimits> = {}): ServerLimits {
+  const merged = { ...DEFAULT_LIMITS, ...limits };
+  return { ...merged, peerSilenceMs: silenceLimit(merged.keepaliveMs) };
+}

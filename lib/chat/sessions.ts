@@ -1,0 +1,285 @@
+/**
+ * The joined sessions: naming a newcomer and seating it in the room, reading each client's
+ * messages under the room's policy (line rules, rate, relay), and ending sessions (a bye, a
+ * removal, a revocation, silence), each end reported once.
+ * @module
+ */
+import type { Channel } from "../protocol/channel.ts";
+import {
+  bare,
+  type ClientMessage,
+  ErrorCode,
+  errorMessage,
+  type LeaveReason,
+  MessageType,
+  NoticeCode,
+  noticeMessage,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import { TimeoutError } from "../errors.ts";
+import type { Allowlist } from "../keys/allowlist.ts";
+import type { NameBook } from "../keys/name_book.ts";
+import type { Admitted } from "./admission.ts";
+import { farewell, reason } from "./endings.ts";
+import type { ServerLimits } from "./limits.ts";
+import { lineProblem } from "./lines.ts";
+import type { LogLimiter } from "./log_limit.ts";
+import { TokenBucket } from "./rate.ts";
+import { chooseName, type Member, type Room } from "./room.ts";
+
+/** A client in the room. */
+interface Session {
+  id: number;
+  key: Uint8Array;
+  keyText: string;
+  name: string;
+  channel: Channel<ClientMessage, ServerMessage>;
+  /** Set by whoever ends the session first; the receive loop reports it. */
+  leaveReason?: LeaveReason;
+  /** What went wrong, when something did (for the one report of the session's end). */
+  leaveDetail?: string;
+}
+
+/** What the sessions need from the server. */
+export interface SessionsConfig {
+  serverName: string;
+  limits: ServerLimits;
+  log: LogLimiter;
+  room: Room;
+  names: NameBook;
+  closing(): boolean;
+  /** Runs `task` as one of the server's (errors are logged, close() waits for it). */
+  track(task: Promise<void>): void;
+}
+
+/** The sessions of the clients in the room. */
+export class Sessions {
+  readonly #config: SessionsConfig;
+  readonly #sessions = new Map<number, Session>();
+  #nextId: number;
+
+  /** `firstId`: ids below it belong to others (the operator). */
+  constructor(config: SessionsConfig, firstId: number) {
+    this.#config = config;
+    this.#nextId = firstId;
+  }
+
+  /** How many clients are in the room. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Names a newly admitted client, welcomes it, seats it, and starts reading it. */
+  async seat(admitted: Admitted): Promise<void> {
+    const { channel, key, keyText, remote } = admitted;
+    // the same key joining again replaces its older session
+    for (const old of this.#sessions.values()) {
+      if (old.keyText === keyText) {
+        this.end(
+          old,
+          "replaced",
+          errorMessage(ErrorCode.replaced, "your key joined again from elsewhere"),
+        );
+      }
+    }
+    const name = await this.#name(admitted);
+    if (name === undefined) return;
+    if (this.#config.closing() || this.#config.room.byName(name)) {
+      // the server began closing, or another session took the name, while we wrote it down
+      return farewell(channel, bare(MessageType.bye));
+    }
+    const session: Session = { id: this.#nextId++, key, keyText, name, channel };
+    this.#sessions.set(session.id, session);
+    const { limits, room, serverName } = this.#config;
+    channel.send({
+      type: MessageType.welcome,
+      name,
+      server: serverName,
+      members: room.names(),
+      max_line_bytes: limits.maxLineBytes,
+      keepalive_ms: limits.keepaliveMs,
+    }).catch(() => {});
+    room.join(this.#member(session, admitted.fingerprint));
+    this.#config.log.report({ kind: "joined", name, fingerprint: admitted.fingerprint, remote });
+    this.#config.track(this.#serve(session));
+  }
+
+  /** The display name for an admitted client, or undefined when it is refused (look-alike). */
+  async #name(admitted: Admitted): Promise<string | undefined> {
+    const { allowlist, key, keyText, fingerprint, declared } = admitted;
+    const choice = chooseName(
+      keyText,
+      allowlist.labelOf(key),
+      declared,
+      fingerprint.replaceAll(":", ""),
+      {
+        serverName: this.#config.serverName,
+        labels: allowlist.labelsExcept(key),
+        present: this.#config.room.names(),
+        boundTo: (name) => this.#config.names.keyOf(name),
+        bound: () => this.#config.names.entries(),
+      },
+    );
+    if ("confusableWith" in choice) {
+      const lookalike = choice.confusableWith;
+      this.#config.log.report({
+        kind: "refused",
+        reason: "name-confusable",
+        declared,
+        key: keyText,
+        fingerprint,
+        remote: admitted.remote,
+        detail: lookalike,
+      });
+      const message = `the name "${declared}" could be mistaken for "${lookalike}", who is ` +
+        "known here; choose another name";
+      farewell(admitted.channel, errorMessage(ErrorCode.nameConfusable, message));
+      return undefined;
+    }
+    if (choice.bind) {
+      try {
+        await this.#config.names.bind(choice.name, keyText);
+      } catch (error) {
+        // a name that cannot be recorded is still unique now; say so and carry on
+        this.#config.log.report({
+          kind: "name-not-recorded",
+          name: choice.name,
+          reason: reason(error),
+        });
+      }
+    }
+    return choice.name;
+  }
+
+  /** The room's view of a session: deliveries go to its channel, a failed one drops it. */
+  #member(session: Session, fingerprint: string): Member {
+    return {
+      id: session.id,
+      name: session.name,
+      fingerprint,
+      deliver: (_message, plaintext) => {
+        session.channel.sendPlaintext(plaintext).catch((error) =>
+          this.end(session, "dropped", undefined, reason(error))
+        );
+      },
+    };
+  }
+
+  /** Reads one client's messages until it leaves, is removed, or falls silent. */
+  async #serve(session: Session): Promise<void> {
+    const { channel } = session;
+    const pace = this.#pacer(session);
+    try {
+      while (true) {
+        const message = await channel.receive(this.#config.limits.peerSilenceMs);
+        if (message === null) break;
+        if (message.type === MessageType.bye) {
+          session.leaveReason ??= "left";
+          break;
+        }
+        if (message.type === MessageType.who) {
+          channel.send({ type: MessageType.who, members: this.#config.room.names() })
+            .catch(() => {});
+        } else if (message.type === MessageType.msg) {
+          await this.#relay(session, message.text, pace);
+        }
+        // keepalive: nothing to do (hearing it resets the silence timer)
+      }
+      session.leaveReason ??= "lost";
+    } catch (error) {
+      if (!session.leaveReason) {
+        session.leaveReason = error instanceof TimeoutError ? "lost" : "dropped";
+        session.leaveDetail = reason(error);
+      }
+    } finally {
+      this.#detach(session);
+      session.channel.close();
+    }
+  }
+
+  /**
+   * The rate of one member: a wait for each line past its burst, and one `slow-down` notice
+   * each time it starts being slowed. Not reading is the throttle: TCP pushes back on the
+   * flooder, and no one else waits.
+   */
+  #pacer(session: Session): () => Promise<void> {
+    const { rateLinesPerSecond, rateBurstLines } = this.#config.limits;
+    const bucket = new TokenBucket(rateLinesPerSecond, rateBurstLines);
+    let throttled = false;
+    return async () => {
+      const wait = bucket.take();
+      if (wait <= 0) return void (throttled = false);
+      if (!throttled) {
+        throttled = true;
+        const message = `you are sending faster than ${rateLinesPerSecond} lines per second; ` +
+          "your lines are delayed, not lost";
+        session.channel.send(noticeMessage(NoticeCode.slowDown, message)).catch(() => {});
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    };
+  }
+
+  /** One line of a member: checked (section 7.7), paced, then said to the room. */
+  async #relay(session: Session, text: string | null, pace: () => Promise<void>): Promise<void> {
+    const problem = text === null
+      ? "the message has no text"
+      : lineProblem(text, this.#config.limits.maxLineBytes);
+    if (problem || text === null) {
+      session.channel.send(noticeMessage(NoticeCode.badLine, problem!)).catch(() => {});
+      return;
+    }
+    await pace();
+    if (this.#sessions.has(session.id)) this.#config.room.say(session.id, text);
+  }
+
+  /**
+   * Ends a session from the server side (once: later calls change nothing): it leaves the room
+   * at once, and `message` (a bye or an error), if any, is sent before the connection closes.
+   */
+  end(session: Session, why: LeaveReason, message?: ServerMessage, detail?: string): void {
+    if (session.leaveReason) return;
+    session.leaveReason = why;
+    session.leaveDetail = detail;
+    this.#detach(session);
+    if (message) farewell(session.channel, message);
+    else session.channel.close();
+  }
+
+  /** Takes a session out of the room (once) and reports its end, once. */
+  #detach(session: Session): void {
+    if (!this.#sessions.delete(session.id)) return;
+    const reason = session.leaveReason ?? "lost";
+    this.#config.room.leave(session.id, reason);
+    if (this.#config.closing()) return;
+    this.#config.log.report({
+      kind: "left",
+      name: session.name,
+      reason,
+      detail: session.leaveDetail,
+    });
+  }
+
+  /** Ends the sessions whose key left the allowlist. */
+  sweep(allowlist: Allowlist): void {
+    for (const session of this.#sessions.values()) {
+      if (!allowlist.has(session.key)) {
+        const message = errorMessage(ErrorCode.revoked, "your key was removed from the allowlist");
+        this.end(session, "revoked", message);
+      }
+    }
+  }
+
+  /** A keepalive to every member (section 7.5). */
+  sendKeepalives(): void {
+    for (const session of this.#sessions.values()) {
+      session.channel.send(bare(MessageType.keepalive)).catch(() => {});
+    }
+  }
+
+  /** A bye to every member: the chat is over. */
+  closeAll(): void {
+    for (const session of this.#sessions.values()) {
+      this.end(session, "left", bare(MessageType.bye));
+    }
+  }
+}
