@@ -13,9 +13,10 @@ import {
   fingerprint,
   parseAllowlist,
 } from "../lib/keys/key_text.ts";
+import { CHAT_PERMISSIONS } from "../scripts/permissions.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
+const PERMISSIONS = CHAT_PERMISSIONS;
 const KEY_LINE = /^chat1[02-9ac-hj-np-z]{58}\n$/;
 const isPosix = Deno.build.os !== "windows";
 

@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { assert } from "./helpers.ts";
-import { ChatProcess } from "./process.ts";
+import { ChatProcess, LISTENING } from "./process.ts";
 import {
   compileArgs,
   executableName,
@@ -171,7 +171,7 @@ Deno.test({
       assert.equal(allowed.code, 0, allowed.stderr);
 
       const server = start(["--keys", "srv", "serve", "--port", "0", "--name", "hub"]);
-      const [, address] = await server.waitFor("stderr", /serving as .* on (127\.0\.0\.1:\d+)/);
+      const [, address] = await server.waitFor("stderr", LISTENING);
       const client = start(["--keys", "alice", "connect", address, "--name", "alice"]);
       await client.waitFor("stderr", /joined hub at .* as alice/);
       await client.send("hello operator");

@@ -2,7 +2,7 @@
  * End-to-end: real `chat serve` and `chat connect` processes over 127.0.0.1.
  */
 import { assert } from "./helpers.ts";
-import { Sandbox } from "./process.ts";
+import { LISTENING, Sandbox } from "./process.ts";
 import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
@@ -132,7 +132,7 @@ e2e("the server key is pinned on first contact and a changed key is refused loud
 
   // another server, another key, on the same address
   const second = s.spawn(["--keys", "srv2", "serve", "--port", port, "--headless"]);
-  await second.waitFor("stderr", /serving as/);
+  await second.waitFor("stderr", LISTENING);
   const refused = await s.run(["--keys", "eve", "connect", first.address, "--name", "eve"]);
   assert.equal(refused.code, 4, refused.stderr);
   assert.match(refused.stderr, /WARNING: THE SERVER KEY FOR 127\.0\.0\.1:\d+ HAS CHANGED/);

@@ -3,7 +3,7 @@
  * SIGKILL and restarted with the same keys, a server that never answers.
  */
 import { assert, assertRejects } from "./helpers.ts";
-import { Sandbox } from "./process.ts";
+import { LISTENING, Sandbox } from "./process.ts";
 import { NO_PINS } from "./clients.ts";
 import { joinServer } from "../lib/chat/client.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
@@ -133,7 +133,8 @@ fault(
 
     // the same keys on the same port: everyone is let back in, pins untouched
     const again = s.spawn(["--keys", "srv", "serve", "--port", port, "--name", "hub"]);
-    await again.waitFor("stderr", new RegExp(`serving as hub on ${address}`));
+    const [, relistening] = await again.waitFor("stderr", LISTENING);
+    assert.equal(relistening, address);
     for (const name of names) {
       const result = await s.run(["--keys", name, "connect", address], `${name} is back\n`);
       assert.equal(result.code, 0, result.stderr);

@@ -241,7 +241,10 @@ Deno.test("initializeKey() takes 32 bytes or none, and without a key text passes
   assert.equal(state.encryptWithAd(EMPTY, plaintext), plaintext);
   assert.equal(state.decryptWithAd(EMPTY, plaintext), plaintext);
   assert.equal(state.nonce, 0n);
-  assert.throws(() => state.initializeKey(new Uint8Array(31)), /32 bytes \(or empty\), got 31/);
+  assert.throws(
+    () => state.initializeKey(new Uint8Array(31)),
+    /cipher key \(when not empty\) must be 32 bytes, got 31/,
+  );
   assert.throws(() => state.rekey(), /no key/);
   state.initializeKey(new Uint8Array(32));
   assert.equal(state.hasKey(), true);

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
-import { CHAT_PERMISSIONS, ChatProcess, Sandbox } from "./process.ts";
+import { CHAT_PERMISSIONS, ChatProcess, LISTENING, Sandbox } from "./process.ts";
 import { makeIdentities, ONE_ADDRESS_CROWD, startServer, TestClient } from "./clients.ts";
 import type { Identity } from "./clients.ts";
 import { Channel } from "../lib/protocol/channel.ts";
@@ -144,7 +144,7 @@ outsider(
       { cwd: s.dir, executable: "bash" },
     );
     try {
-      const [, address] = await server.waitFor("stderr", /serving as .* on (127\.0\.0\.1:\d+)/);
+      const [, address] = await server.waitFor("stderr", LISTENING);
       const port = Number(address.split(":")[1]);
       // 300 connections held for 3 s: far past 128 descriptors
       const { made } = await resets(port, 300, { holdMs: 3000 });

@@ -6,10 +6,17 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
+import { CHAT_PERMISSIONS } from "../scripts/permissions.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 /** The permissions of the `chat` task in deno.json. */
-export const CHAT_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
+export { CHAT_PERMISSIONS };
+
+/**
+ * The line `chat serve` prints once it accepts connections (a stable format for scripts):
+ * `chat: listening HOST:PORT KEY`.
+ */
+export const LISTENING = /^chat: listening (\S+) (chat1\S+)$/;
 
 /** A running `chat` process. */
 export class ChatProcess {
@@ -198,7 +205,7 @@ export class Sandbox {
     args: string[] = [],
   ): Promise<{ server: ChatProcess; address: string }> {
     const server = this.spawn(["--keys", keys, "serve", "--port", "0", ...args]);
-    const [, address] = await server.waitFor("stderr", /serving as .* on (127\.0\.0\.1:\d+)/);
+    const [, address] = await server.waitFor("stderr", LISTENING);
     return { server, address };
   }
 }

@@ -9,6 +9,7 @@ import { type KeyPair } from "../../lib/protocol/crypto.ts";
 import { formatAllowLine } from "../../lib/keys/key_text.ts";
 import { numberOption } from "../options.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
+import { CHAT_PERMISSIONS } from "../../scripts/permissions.ts";
 
 /** The address every server and relay listens on. */
 export const HOST = "127.0.0.1";
@@ -17,7 +18,7 @@ export const ROOT = new URL("../../", import.meta.url);
 /** The program under test. */
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** The permissions of the `chat` task in deno.json (as tests/process.ts runs the program). */
-export const CHAT_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
+export { CHAT_PERMISSIONS };
 /**
  * A flag value large enough to switch a limit off (rate, burst): the most `chat serve` accepts
  * for them (lib/cli/serve.ts LIMIT_FLAGS), a million lines a second.
@@ -250,16 +251,14 @@ export async function startServer(keysDir: string, flags: string[]): Promise<Ser
 }
 
 /**
- * Resolves with the port `chat serve` listens on, within 20 s. This is the one place that knows
- * how the server announces it: today by the human banner `serving as NAME on 127.0.0.1:PORT` on
- * stderr. The serve command will soon print a machine-readable line instead; change only this
- * function when it does.
+ * Resolves with the port `chat serve` listens on, within 20 s, from the stable line it prints
+ * for scripts: `chat: listening HOST:PORT KEY`.
  */
 async function waitForListening(server: ServerProcess): Promise<number> {
   let port = 0;
   const listening = new Signal();
   drainLog(server, (line) => {
-    const match = line.match(/serving as .* on 127\.0\.0\.1:(\d+)/);
+    const match = line.match(/^chat: listening 127\.0\.0\.1:(\d+) chat1\S+$/);
     if (match) {
       port = Number(match[1]);
       listening.notify();

@@ -18,7 +18,10 @@ export const TAG_BYTES = 16;
 export const HASH_BYTES = 32;
 /** Every frame starts with a 2-byte big-endian length. */
 export const FRAME_HEADER_BYTES = 2;
-/** The largest frame body; a length of 0 is a protocol error. */
+/**
+ * The largest frame body, which is also Noise's limit on any message (Noise §3: 65535 bytes);
+ * a length of 0 is a protocol error.
+ */
 export const MAX_FRAME_BYTES = 65535;
 /** The largest plaintext one transport message can carry. */
 export const MAX_PLAINTEXT_BYTES = MAX_FRAME_BYTES - TAG_BYTES;

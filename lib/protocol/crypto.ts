@@ -11,6 +11,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { KEY_BYTES, TAG_BYTES } from "./constants.ts";
 import { DecryptError } from "../errors.ts";
+import { abytes } from "./bytes.ts";
 
 /** An X25519 key pair (raw 32-byte keys). */
 export interface KeyPair {
@@ -65,9 +66,7 @@ function encryptingToNewBuffer(encryptInto: Primitives["encryptInto"]): Primitiv
 }
 
 function checkLength(what: string, bytes: Uint8Array, length: number): void {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
-    throw new RangeError(`${what} must be ${length} bytes, got ${bytes?.length}`);
-  }
+  abytes(bytes, length, what);
 }
 
 const nobleEncryptInto: Primitives["encryptInto"] = (key, nonce, ad, plaintext, output, offset) => {

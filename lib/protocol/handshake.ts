@@ -37,9 +37,10 @@
  * ```
  * @module
  */
-import { KEY_BYTES, PROTOCOL_NAME, TAG_BYTES } from "./constants.ts";
+import { KEY_BYTES, MAX_FRAME_BYTES, PROTOCOL_NAME, TAG_BYTES } from "./constants.ts";
 import { type KeyPair, type Primitives, primitives as defaultPrimitives } from "./crypto.ts";
-import { type CipherState, MAX_MESSAGE_BYTES, SymmetricState } from "./noise.ts";
+import { type CipherState, SymmetricState } from "./noise.ts";
+import { abytes } from "./bytes.ts";
 
 /** Smallest message 1 (`-> e`): the initiator's ephemeral key and an empty payload. */
 export const MESSAGE1_MIN_BYTES = KEY_BYTES;
@@ -279,9 +280,9 @@ export class XXHandshake {
 
   #finishWrite(next: Step, parts: Uint8Array[]): Uint8Array {
     const length = parts.reduce((sum, part) => sum + part.length, 0);
-    if (length > MAX_MESSAGE_BYTES) {
+    if (length > MAX_FRAME_BYTES) {
       throw new RangeError(
-        `handshake message is ${length} bytes; Noise allows at most ${MAX_MESSAGE_BYTES}`,
+        `handshake message is ${length} bytes; Noise allows at most ${MAX_FRAME_BYTES}`,
       );
     }
     const message = new Uint8Array(length);
@@ -331,26 +332,11 @@ export class XXHandshake {
 }
 
 function checkLength(message: 1 | 2 | 3, bytes: Uint8Array, minimum: number): void {
-  if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`handshake message ${message} must be a Uint8Array`);
-  }
-  if (bytes.length < minimum) {
-    throw new RangeError(
-      `handshake message ${message} is too short: ${bytes.length} bytes, at least ${minimum} expected`,
-    );
-  }
-  if (bytes.length > MAX_MESSAGE_BYTES) {
-    throw new RangeError(
-      `handshake message ${message} is too long: ${bytes.length} bytes, at most ${MAX_MESSAGE_BYTES} allowed`,
-    );
-  }
+  abytes(bytes, { min: minimum, max: MAX_FRAME_BYTES }, `handshake message ${message}`);
 }
 
 function checkKeyPair(what: string, pair: KeyPair): KeyPair {
-  for (const [name, key] of [["secret", pair?.secretKey], ["public", pair?.publicKey]] as const) {
-    if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
-      throw new RangeError(`${what} ${name} key must be ${KEY_BYTES} bytes, got ${key?.length}`);
-    }
-  }
+  abytes(pair?.secretKey, KEY_BYTES, `${what} secret key`);
+  abytes(pair?.publicKey, KEY_BYTES, `${what} public key`);
   return pair;
 }

@@ -26,9 +26,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { HASH_BYTES, KEY_BYTES, MAX_NONCE, TAG_BYTES } from "./constants.ts";
 import { type Primitives, primitives as defaultPrimitives } from "./crypto.ts";
-
-/** Noise §3: no Noise message (handshake or transport) may exceed 65535 bytes. */
-export const MAX_MESSAGE_BYTES = 65535;
+import { abytes } from "./bytes.ts";
 
 /** Size of the ChaChaPoly nonce: 4 zero bytes then the 64-bit counter (Noise §12.3). */
 const NONCE_BYTES = 12;
@@ -92,9 +90,7 @@ export class CipherState {
 
   /** Noise §5.1 InitializeKey(key): sets k (copied; an empty array means no key) and n = 0. */
   initializeKey(key: Uint8Array): void {
-    if (key.length !== 0 && key.length !== KEY_BYTES) {
-      throw new RangeError(`cipher key must be ${KEY_BYTES} bytes (or empty), got ${key.length}`);
-    }
+    if (key.length !== 0) abytes(key, KEY_BYTES, "cipher key (when not empty)");
     this.#key?.fill(0);
     this.#key = key.length === 0 ? null : key.slice();
     this.#wiped = false;
