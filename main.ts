@@ -146,7 +146,11 @@ Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
   const connectCommand = program.command("connect")
     .description("join a chat server")
     .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
-    .option("--name <NAME>", "your display name (1-32 of A-Z a-z 0-9 . _ -)", defaultName())
+    .option(
+      "--name <NAME>",
+      "your display name (1-32 of A-Z a-z 0-9 . _ -; default: your login name, else guest)",
+      defaultName(),
+    )
     .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
     .option("--json", "print each received message as one JSON object per line")
     .option("--stay", "with piped input: stay after the input ends, until the chat ends")

@@ -16,10 +16,14 @@ import {
   CLIENT_SIDE,
   type ClientMessage,
   CONTROL_CLIENT_SIDE,
+  type ControlMessage,
   describeType,
+  ErrorCode,
   MessageType,
   type ServerMessage,
+  type WelcomeMessage,
 } from "../protocol/messages.ts";
+import type { FrameReader } from "../protocol/frame.ts";
 import {
   ConnectError,
   ProtocolError,
@@ -193,8 +197,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
   const network = config.network ?? TCP;
   const timeoutMs = config.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const control = await dial(network, config.hostname, config.port, timeoutMs);
-  let controlChannel: Channel<unknown, never> | undefined;
-  let channel: ClientSession["channel"] | undefined;
+  const opened: { close(): void }[] = [];
   try {
     // the pin is checked after m2, before m3 reveals our key and name to the server
     const handshake = await withDeadline(
@@ -208,42 +211,24 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       "the server did not complete the handshake in time",
       () => control.close(),
     );
-
-    // the first transport message: the data port, or why we are refused (section 6.1 step 3)
-    handshake.reader.maxFrameBytes = MAX_CONTROL_FRAME_BYTES;
     const controlSide = new Channel(control, handshake.send, handshake.receive, {
       codec: CONTROL_CLIENT_SIDE,
       reader: handshake.reader,
       ownsCiphers: true,
     });
-    controlChannel = controlSide;
-    const first = await controlSide.receive(timeoutMs);
-    if (first === null) {
-      throw new ProtocolError("the server closed the connection after the handshake");
-    }
-    if (first.type === MessageType.error) throw new ServerRefusedError(first.code, first.message);
+    opened.push(controlSide);
+    const port = await readPort(controlSide, handshake.reader, timeoutMs);
 
     // follow it to the data port; the same CipherStates carry on there
-    const data = await dial(network, config.hostname, first.port, timeoutMs);
-    channel = new Channel(data, handshake.send, handshake.receive, {
+    const data = await dial(network, config.hostname, port, timeoutMs);
+    const channel = new Channel(data, handshake.send, handshake.receive, {
       codec: CLIENT_SIDE,
       ownsCiphers: true,
     });
+    opened.push(channel);
     await channel.send(bare(MessageType.join));
     controlSide.close(); // the data channel owns the ciphers now: they are not wiped
-    const welcome = await channel.receive(JOIN_TIMEOUT_MS);
-    if (welcome === null) {
-      throw new ProtocolError("the server closed the data connection before welcoming us");
-    }
-    if (welcome.type === MessageType.error) {
-      throw new ServerRefusedError(welcome.code, welcome.message);
-    }
-    if (welcome.type === MessageType.bye) {
-      throw new ServerRefusedError("closing", "the server is shutting down");
-    }
-    if (welcome.type !== MessageType.welcome) {
-      throw new ProtocolError(`expected a welcome message, got ${describeType(welcome.type)}`);
-    }
+    const welcome = await readWelcome(channel);
     return {
       channel,
       serverKey: handshake.remoteStaticKey,
@@ -259,11 +244,42 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
     try {
       control.close();
     } catch { /* already closed */ }
-    // the last owner to close wipes the transport keys
-    controlChannel?.close();
-    channel?.close();
+    opened.forEach((channel) => channel.close()); // the last owner to close wipes the keys
     throw error;
   }
+}
+
+/** The first transport message: the data port, or why we are refused (section 6.1 step 3). */
+async function readPort(
+  control: Channel<ControlMessage, never>,
+  reader: FrameReader,
+  timeoutMs: number,
+): Promise<number> {
+  reader.maxFrameBytes = MAX_CONTROL_FRAME_BYTES;
+  const first = await control.receive(timeoutMs);
+  if (first === null) {
+    throw new ProtocolError("the server closed the connection after the handshake");
+  }
+  if (first.type === MessageType.error) throw new ServerRefusedError(first.code, first.message);
+  return first.port;
+}
+
+/** The server's answer to our join: its welcome, or a refusal (section 6.1 step 7). */
+async function readWelcome(channel: ClientSession["channel"]): Promise<WelcomeMessage> {
+  const welcome = await channel.receive(JOIN_TIMEOUT_MS);
+  if (welcome === null) {
+    throw new ProtocolError("the server closed the data connection before welcoming us");
+  }
+  if (welcome.type === MessageType.error) {
+    throw new ServerRefusedError(welcome.code, welcome.message);
+  }
+  if (welcome.type === MessageType.bye) {
+    throw new ServerRefusedError(ErrorCode.closing, "the server is shutting down");
+  }
+  if (welcome.type !== MessageType.welcome) {
+    throw new ProtocolError(`expected a welcome message, got ${describeType(welcome.type)}`);
+  }
+  return welcome;
 }
 
 /** How a chat ended, as the client saw it. */

@@ -113,87 +113,109 @@ export function awaitJoin(
   receiver: MessageCipher,
   options: AwaitJoinOptions,
 ): Promise<JoinedConnection> {
-  const maxPending = options.maxPending ?? MAX_UNPROVEN_PER_PORT;
-  const unproven = options.unproven ?? new UnprovenConnections(maxPending);
-  const pending = new Set<Conn>();
-  let settled = false;
+  if (options.signal?.aborted) {
+    closeQuietly(listener);
+    return Promise.reject(options.signal.reason);
+  }
+  return new JoinWait(listener, receiver, options).result;
+}
 
-  return new Promise<JoinedConnection>((resolve, reject) => {
-    if (options.signal?.aborted) {
-      closeQuietly(listener);
-      return reject(options.signal.reason);
-    }
-    const release = (connection: Conn) => {
-      unproven.delete(connection);
-      return pending.delete(connection);
-    };
-    let outcome: (() => void) | undefined;
-    const finish = (winner?: JoinedConnection, error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      outcome = winner ? () => resolve(winner) : () => reject(error);
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      closeQuietly(listener);
-      for (const connection of pending) {
-        unproven.delete(connection);
-        if (connection !== winner?.connection) closeQuietly(connection);
-      }
-      pending.clear();
-    };
-    const timer = setTimeout(
-      () => finish(undefined, new TimeoutError("no join on the data port in time")),
+/** One session's wait on its data port (awaitJoin). */
+class JoinWait {
+  readonly result: Promise<JoinedConnection>;
+  readonly #listener: Listener;
+  readonly #receiver: MessageCipher;
+  readonly #options: AwaitJoinOptions;
+  readonly #maxPending: number;
+  readonly #unproven: UnprovenConnections;
+  readonly #pending = new Set<Conn>();
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly #onAbort = () => this.#finish(undefined, this.#options.signal?.reason);
+  #outcome: { winner?: JoinedConnection; error?: unknown } | undefined;
+
+  constructor(listener: Listener, receiver: MessageCipher, options: AwaitJoinOptions) {
+    this.#listener = listener;
+    this.#receiver = receiver;
+    this.#options = options;
+    this.#maxPending = options.maxPending ?? MAX_UNPROVEN_PER_PORT;
+    this.#unproven = options.unproven ?? new UnprovenConnections(this.#maxPending);
+    this.#timer = setTimeout(
+      () => this.#finish(undefined, new TimeoutError("no join on the data port in time")),
       options.timeoutMs,
     );
-    const onAbort = () => finish(undefined, options.signal?.reason);
-    options.signal?.addEventListener("abort", onAbort);
-
-    const tryConnection = async (connection: Conn, remote: string) => {
-      const reader = new FrameReader(connection, MAX_JOIN_FRAME_BYTES);
-      let reason = "closed before a join";
-      try {
-        const frame = await reader.readFrame();
-        if (frame && !settled) {
-          // decryptWithAd is synchronous: two connections can never both consume nonce 0.
-          const message = decodeMessage(receiver.decryptWithAd(new Uint8Array(0), frame));
-          if (message.type === MessageType.join) {
-            release(connection);
-            reader.maxFrameBytes = MAX_FRAME_BYTES; // proven: the session's frames may follow
-            try {
-              connection.setNoDelay?.(true);
-            } catch { /* reset already: the session's first read will say so */ }
-            return finish({ connection, reader });
-          }
-          reason = `first message was ${quoteUntrusted(message.type)}, not a join`;
-        }
-      } catch (error) {
-        reason = (error as Error).message;
-      }
-      if (release(connection)) {
-        closeQuietly(connection);
-        if (!settled) options.onRejected?.(remote, reason);
-      }
-    };
-
-    acceptLoop(listener, {
-      closing: () => settled,
-      onConnection(connection) {
-        const remote = describe(connection.remoteAddr);
-        if (pending.size >= maxPending) {
-          // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
-          const oldest: Conn = pending.values().next().value!;
-          release(oldest);
-          closeQuietly(oldest);
-        }
-        pending.add(connection);
-        unproven.add(connection, () => {
-          if (pending.delete(connection)) closeQuietly(connection);
-        });
-        tryConnection(connection, remote);
-      },
+    options.signal?.addEventListener("abort", this.#onAbort);
+    this.result = acceptLoop(listener, {
+      closing: () => this.#outcome !== undefined,
+      onConnection: (connection) => this.#hold(connection),
     })
-      .catch((error) => finish(undefined, error)) // the listener broke: this session fails
+      .catch((error) => this.#finish(undefined, error)) // the listener broke: the session fails
       // settle only once the loop has ended: until its accept() returns, the port stays bound
-      .then(() => outcome?.());
-  });
+      .then(() => {
+        const { winner, error } = this.#outcome!;
+        if (winner) return winner;
+        throw error;
+      });
+  }
+
+  /** A new connection: held (within the caps, shedding the oldest) until its first frame. */
+  #hold(connection: Conn): void {
+    if (this.#pending.size >= this.#maxPending) {
+      // Shed the oldest, not the newcomer: idle connections cannot keep the client out.
+      const oldest: Conn = this.#pending.values().next().value!;
+      this.#release(oldest);
+      closeQuietly(oldest);
+    }
+    this.#pending.add(connection);
+    this.#unproven.add(connection, () => {
+      if (this.#pending.delete(connection)) closeQuietly(connection);
+    });
+    this.#try(connection, describe(connection.remoteAddr));
+  }
+
+  /** Reads a connection's first frame: the join wins; anything else is closed. */
+  async #try(connection: Conn, remote: string): Promise<void> {
+    const reader = new FrameReader(connection, MAX_JOIN_FRAME_BYTES);
+    let reason = "closed before a join";
+    try {
+      const frame = await reader.readFrame();
+      if (frame && !this.#outcome) {
+        // decryptWithAd is synchronous: two connections can never both consume nonce 0.
+        const message = decodeMessage(this.#receiver.decryptWithAd(new Uint8Array(0), frame));
+        if (message.type === MessageType.join) {
+          this.#release(connection);
+          reader.maxFrameBytes = MAX_FRAME_BYTES; // proven: the session's frames may follow
+          try {
+            connection.setNoDelay?.(true);
+          } catch { /* reset already: the session's first read will say so */ }
+          return this.#finish({ connection, reader });
+        }
+        reason = `first message was ${quoteUntrusted(message.type)}, not a join`;
+      }
+    } catch (error) {
+      reason = (error as Error).message;
+    }
+    if (this.#release(connection)) {
+      closeQuietly(connection);
+      if (!this.#outcome) this.#options.onRejected?.(remote, reason);
+    }
+  }
+
+  #release(connection: Conn): boolean {
+    this.#unproven.delete(connection);
+    return this.#pending.delete(connection);
+  }
+
+  /** Ends the wait (once): the listener and every other connection close. */
+  #finish(winner?: JoinedConnection, error?: unknown): void {
+    if (this.#outcome) return;
+    this.#outcome = { winner, error };
+    clearTimeout(this.#timer);
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    closeQuietly(this.#listener);
+    for (const connection of this.#pending) {
+      this.#unproven.delete(connection);
+      if (connection !== winner?.connection) closeQuietly(connection);
+    }
+    this.#pending.clear();
+  }
 }

@@ -37,6 +37,8 @@ export function utf8Length(text: string): number {
  */
 export function lineProblem(text: string, maxLineBytes = Infinity): string | undefined {
   if (text.length === 0) return "the line is empty";
+  // a lone surrogate (`"\ud800"` in JSON) is no Unicode text: it cannot be shown or stored
+  if (!text.isWellFormed()) return "the line is not Unicode text (it has a lone surrogate)";
   const bytes = utf8Length(text);
   if (bytes > maxLineBytes) {
     return `the line is too long (${bytes} bytes; this server takes at most ${maxLineBytes}); ` +

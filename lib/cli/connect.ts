@@ -3,7 +3,7 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
-import { type ChatEnd, ClientChat, joinServer } from "../chat/client.ts";
+import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
 import {
@@ -46,11 +46,9 @@ export async function connect(
     ? undefined
     : parseKeyArgument(options.serverKey);
   const identity = await loadOrCreateIdentity(context);
-  const myKey = encodePublicKey(identity.publicKey);
-
-  let chat: ClientChat;
+  let session: ClientSession;
   try {
-    const session = await joinServer({
+    session = await joinServer({
       hostname,
       port,
       identity,
@@ -64,33 +62,44 @@ export async function connect(
           }); it will be checked on every later connection`,
         ),
     });
-    chat = new ClientChat(session, {
-      message: (from, text) => terminal.message(from, text),
-      presence: (event, who, detail) =>
-        terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`),
-      who: (members) =>
-        terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
-      notice: (_code, message) => terminal.info(`server: ${clip(message)}`),
-    });
-    printInfo(
-      `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` +
-        (session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here"),
-    );
   } catch (error) {
+    const myKey = encodePublicKey(identity.publicKey);
     return reportJoinFailure(error, { hostname, port, name, myKey, context });
   }
+  printInfo(
+    `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` +
+      (session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here"),
+  );
+  const end = await converse(session, options);
+  return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
+}
 
-  // the conversation: lines in, messages out, until someone ends it
+/**
+ * The conversation: lines in, messages out, until someone ends it. Says how it ended, and
+ * whether any line typed was refused (then a clean end still exits 1).
+ */
+async function converse(
+  session: ClientSession,
+  options: ConnectOptions,
+): Promise<{ how: ChatEnd; refused: boolean }> {
   const view = detectTerminal(Boolean(options.json));
-  let refusedLines = 0;
+  let refused = false;
+  const chat = new ClientChat(session, {
+    message: (from, text) => terminal.message(from, text),
+    presence: (event, who, detail) =>
+      terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`),
+    who: (members) =>
+      terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
+    notice: (_code, message) => terminal.info(`server: ${clip(message)}`),
+  });
   const send = (text: string) => {
-    const problem = lineProblem(text, chat.session.maxLineBytes);
+    const problem = lineProblem(text, session.maxLineBytes);
     if (problem) {
-      refusedLines++;
+      refused = true;
       return terminal.error(problem);
     }
     chat.say(text).catch(() => {}); // a failed send shows up as the chat ending
-    terminal.sent(chat.session.name, text);
+    terminal.sent(session.name, text);
   };
   const leave = () => void chat.leave();
   const terminal: Terminal = new Terminal(view, {
@@ -118,21 +127,24 @@ export async function connect(
     interrupt: leave,
   });
   const removeSignals = onSignals(leave);
-  const end = await chat.ended;
+  const how = await chat.ended;
   removeSignals();
   terminal.close();
-  const code = reportEnd(end, target, `${commandPrefix(context)} connect ${target}`);
-  return code === Exit.OK && refusedLines > 0 ? Exit.ERROR : code;
+  return { how, refused };
 }
 
-/** Prints how the chat ended and returns the exit code; `again` is the command to reconnect. */
-function reportEnd(end: ChatEnd, target: string, again: string): number {
+/**
+ * Prints how the chat ended and returns the exit code; `again` is the command to reconnect. A
+ * clean end after a refused line is exit 1: a script's line was not sent.
+ */
+function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean): number {
+  const clean = refused ? Exit.ERROR : Exit.OK;
   switch (end.kind) {
     case "left":
-      return Exit.OK;
+      return clean;
     case "server-ended":
       printInfo("the server ended the chat");
-      return Exit.OK;
+      return clean;
     case "removed":
       printError(`the server removed you: ${clip(end.message)} (${end.code})`, [
         end.code === ErrorCode.revoked
@@ -152,27 +164,7 @@ function reportJoinFailure(
   where: { hostname: string; port: number; name: string; myKey: string; context: Context },
 ): number {
   const address = `${where.hostname}:${where.port}`;
-  if (error instanceof ServerKeyChangedError) {
-    const known = where.context.keystore.paths.knownServers;
-    printError(
-      `WARNING: THE SERVER KEY FOR ${error.address} HAS CHANGED; refusing to connect`,
-      [
-        `${error.explicit ? "expected (--server-key)" : "pinned"}: fingerprint ${
-          fingerprint(error.expected)
-        } (${encodePublicKey(error.expected)})`,
-        `presented now:             fingerprint ${fingerprint(error.presented)} (${
-          encodePublicKey(error.presented)
-        })`,
-        "someone may be impersonating the server (a man-in-the-middle attack), or its operator " +
-        "replaced its key",
-        "ask the server's operator, by a channel you trust (in person, a call), for the " +
-        "fingerprint `chat pubkey` prints on the server",
-        `only if it is ${fingerprint(error.presented)}, remove the ${error.address} line from ` +
-        `${known} and connect again`,
-      ],
-    );
-    return Exit.SERVER_KEY_CHANGED;
-  }
+  if (error instanceof ServerKeyChangedError) return reportKeyChanged(error, where.context);
   if (error instanceof ServerRefusedError) {
     const again = `${commandPrefix(where.context)} connect ${address}`;
     if (error.code === ErrorCode.notAllowed) {
@@ -215,4 +207,27 @@ function reportJoinFailure(
     return Exit.CONNECTION;
   }
   throw error;
+}
+
+/** The loud refusal of a server whose key is not the pinned or expected one. */
+function reportKeyChanged(error: ServerKeyChangedError, context: Context): number {
+  const known = context.keystore.paths.knownServers;
+  printError(
+    `WARNING: THE SERVER KEY FOR ${error.address} HAS CHANGED; refusing to connect`,
+    [
+      `${error.explicit ? "expected (--server-key)" : "pinned"}: fingerprint ${
+        fingerprint(error.expected)
+      } (${encodePublicKey(error.expected)})`,
+      `presented now:             fingerprint ${fingerprint(error.presented)} (${
+        encodePublicKey(error.presented)
+      })`,
+      "someone may be impersonating the server (a man-in-the-middle attack), or its operator " +
+      "replaced its key",
+      "ask the server's operator, by a channel you trust (in person, a call), for the " +
+      "fingerprint `chat pubkey` prints on the server",
+      `only if it is ${fingerprint(error.presented)}, remove the ${error.address} line from ` +
+      `${known} and connect again`,
+    ],
+  );
+  return Exit.SERVER_KEY_CHANGED;
 }

@@ -25,19 +25,7 @@ export type { ServeOptions };
 /** Runs `chat serve`; resolves with the exit code when the server has stopped. */
 export async function serve(context: Context, options: ServeOptions): Promise<number> {
   const name = checkName(options.name, "--name");
-  let port: number, dataPorts: PortRange | undefined;
-  try {
-    port = parsePort(options.port, true);
-    dataPorts = options.dataPorts === undefined ? undefined : parsePortRange(options.dataPorts);
-  } catch (error) {
-    throw new UserError((error as Error).message, { exitCode: Exit.USAGE });
-  }
-  if (dataPorts && port >= dataPorts.first && port <= dataPorts.last) {
-    throw new UserError(
-      `--data-ports ${options.dataPorts} includes the control port ${port}`,
-      { exitCode: Exit.USAGE, hints: ["give data ports apart from --port"] },
-    );
-  }
+  const { port, dataPorts } = parsePorts(options);
   const limits = parseLimits(options);
   const identity = await loadOrCreateIdentity(context);
   const { keystore } = context;
@@ -76,16 +64,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       // presence is already in the log (with the address and fingerprint)
     },
   });
-  try {
-    server.start();
-  } catch (error) {
-    const why = error instanceof Deno.errors.AddrInUse
-      ? `port ${port} on ${options.host} is already in use`
-      : (error as Error).message;
-    throw new UserError(`cannot listen on ${options.host}:${port}: ${why}`, {
-      hints: ["is another `chat serve` running? choose another port with --port N"],
-    });
-  }
+  start(server, options.host, port);
   await allowlist.read().catch((error) => log(`warning: ${error.message}`));
   const shutdown = () => server.close().then(() => stopped());
   const removeSignals = onSignals(shutdown);
@@ -102,6 +81,38 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   }
   printInfo("the server stopped; everyone was told the chat ended");
   return Exit.OK;
+}
+
+/** The control port and the data-port range; a bad one, or a clash, is a usage error. */
+function parsePorts(options: ServeOptions): { port: number; dataPorts?: PortRange } {
+  let port: number, dataPorts: PortRange | undefined;
+  try {
+    port = parsePort(options.port, true);
+    dataPorts = options.dataPorts === undefined ? undefined : parsePortRange(options.dataPorts);
+  } catch (error) {
+    throw new UserError((error as Error).message, { exitCode: Exit.USAGE });
+  }
+  if (dataPorts && port >= dataPorts.first && port <= dataPorts.last) {
+    throw new UserError(
+      `--data-ports ${options.dataPorts} includes the control port ${port}`,
+      { exitCode: Exit.USAGE, hints: ["give data ports apart from --port"] },
+    );
+  }
+  return { port, dataPorts };
+}
+
+/** Opens the control port, or explains why it cannot be opened. */
+function start(server: ChatServer, host: string, port: number): void {
+  try {
+    server.start();
+  } catch (error) {
+    const why = error instanceof Deno.errors.AddrInUse
+      ? `port ${port} on ${host} is already in use`
+      : (error as Error).message;
+    throw new UserError(`cannot listen on ${host}:${port}: ${why}`, {
+      hints: ["is another `chat serve` running? choose another port with --port N"],
+    });
+  }
 }
 
 /**

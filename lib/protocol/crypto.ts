@@ -105,39 +105,14 @@ export const noble: Primitives = {
   },
 };
 
+/** Bytes from hex (for fixed DER prefixes). */
+function fromHex(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g)!, (pair) => parseInt(pair, 16));
+}
+
 // DER prefixes that wrap a raw X25519 key for OpenSSL (RFC 8410): PKCS#8 and SPKI.
-const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-]);
-const SPKI_X25519_PREFIX = Uint8Array.from([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x03,
-  0x21,
-  0x00,
-]);
+const PKCS8_X25519_PREFIX = fromHex("302e020100300506032b656e04220420");
+const SPKI_X25519_PREFIX = fromHex("302a300506032b656e032100");
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
