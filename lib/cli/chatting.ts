@@ -32,13 +32,14 @@ export function defaultName(): string {
 }
 
 /**
- * Calls `handler` on Ctrl-C (SIGINT) and, where the platform has it, SIGTERM. Returns a function
- * that removes the listeners.
+ * Calls `handler` on Ctrl-C (SIGINT) and, where the platform has them, SIGTERM and SIGHUP (the
+ * terminal was closed): each ends the chat with the documented goodbye. Returns a function that
+ * removes the listeners.
  */
 export function onSignals(handler: () => void): () => void {
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const signal of signals) Deno.addSignalListener(signal, handler);
   return () => signals.forEach((signal) => Deno.removeSignalListener(signal, handler));
 }
