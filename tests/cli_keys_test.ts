@@ -7,12 +7,8 @@ import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/str
 import { defaultKeysDir, resolveKeysDir } from "../lib/cli/context.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
-import {
-  encodePublicKey,
-  encodePublicKeyBase64,
-  fingerprint,
-  parseAllowlist,
-} from "../lib/keys/key_text.ts";
+import { encodePublicKey, encodePublicKeyBase64, fingerprint } from "../lib/keys/key_text.ts";
+import { parseAllowlist } from "../lib/keys/key_files.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];

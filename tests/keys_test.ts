@@ -10,22 +10,24 @@ import {
   encodePublicKeyBase64,
   encodeSecretKey,
   fingerprint,
-  formatAllowLine,
   formatIdentity,
-  formatKnownServerLine,
   isPublicKey,
-  normalizeAddress,
-  parseAllowLine,
-  parseAllowlist,
   parseIdentity,
-  parseKnownServers,
   parsePublicKey,
   parseSecretKey,
   PUBLIC_KEY_TEXT_LENGTH,
   sameKey,
   SECRET_KEY_TEXT_LENGTH,
-  splitLines,
 } from "../lib/keys/key_text.ts";
+import {
+  formatAllowLine,
+  formatKnownServerLine,
+  normalizeAddress,
+  parseAllowLine,
+  parseAllowlist,
+  parseKnownServers,
+  splitLines,
+} from "../lib/keys/key_files.ts";
 import { isValidName, validateName } from "../lib/protocol/names.ts";
 
 const ZERO = new Uint8Array(32);

@@ -3,7 +3,8 @@
  * known servers under the lock. Each test works in its own temporary folder.
  */
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys/key_text.ts";
+import { encodePublicKey, formatIdentity } from "../lib/keys/key_text.ts";
+import { parseAllowlist } from "../lib/keys/key_files.ts";
 import { Keystore, writeFileAtomic } from "../lib/keys/keystore.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { KeystoreError } from "../lib/errors.ts";

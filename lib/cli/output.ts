@@ -4,8 +4,7 @@
  * say what to do (the style of age's `tui.go`). Also turns any thrown error into an exit code.
  * @module
  */
-import type { LineError } from "../keys/key_text.ts";
-import { KeystoreError } from "../errors.ts";
+import { KeystoreError, type LineError } from "../errors.ts";
 import { Exit } from "./exit.ts";
 import { sanitize } from "../chat/untrusted.ts";
 

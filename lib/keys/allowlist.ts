@@ -4,7 +4,8 @@
  * an AllowlistReader that parses the file only when its text changed.
  * @module
  */
-import { type AllowEntry, encodePublicKey, type LineError, parseAllowlist } from "./key_text.ts";
+import { encodePublicKey } from "./key_text.ts";
+import { type AllowEntry, type LineError, parseAllowlist } from "./key_files.ts";
 import type { Keystore } from "./keystore.ts";
 
 /** Lowercase hex of a key: the cheap, exact lookup form (no checksum to compute per lookup). */

@@ -12,23 +12,25 @@ import { basename, dirname, join } from "node:path";
 import { type KeyPair, primitives } from "../protocol/crypto.ts";
 import { KeystoreError } from "../errors.ts";
 import {
-  type AllowEntry,
   encodePublicKey,
   fingerprint,
-  formatAllowLine,
   formatIdentity,
+  parseIdentity,
+  parsePublicKey,
+  sameKey,
+} from "./key_text.ts";
+import {
+  type AllowEntry,
+  formatAllowLine,
   formatKnownServerLine,
   type KnownServer,
   type LineError,
   normalizeAddress,
   parseAllowlist,
   type ParsedFile,
-  parseIdentity,
   parseKnownServers,
-  parsePublicKey,
-  sameKey,
   splitLines,
-} from "./key_text.ts";
+} from "./key_files.ts";
 
 /** File names inside the keys folder. */
 export const KEY_FILES = {

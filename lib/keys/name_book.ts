@@ -7,7 +7,8 @@
  * folder's lock like the allowlist. Labels are not recorded: they are the operator's binding.
  * @module
  */
-import { encodePublicKey, parsePublicKey, splitLines } from "./key_text.ts";
+import { encodePublicKey, parsePublicKey } from "./key_text.ts";
+import { splitLines } from "./key_files.ts";
 import type { Keystore } from "./keystore.ts";
 
 const HEADER = "# chat: display names this server has shown, and the key each belongs to";
