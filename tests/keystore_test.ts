@@ -5,7 +5,8 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { encodePublicKey, formatIdentity } from "../lib/keys/key_text.ts";
 import { parseAllowlist } from "../lib/keys/key_files.ts";
-import { Keystore, writeFileAtomic } from "../lib/keys/keystore.ts";
+import { Keystore } from "../lib/keys/keystore.ts";
+import { writeFileAtomic } from "../lib/keys/fs.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { KeystoreError } from "../lib/errors.ts";
 
