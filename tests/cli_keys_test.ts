@@ -3,7 +3,7 @@
  * folder and checks stdout, stderr, exit codes and the files left behind.
  */
 import { fileURLToPath } from "node:url";
-import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { defaultKeysDir, resolveKeysDir } from "../lib/cli/context.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
@@ -222,6 +222,63 @@ Deno.test({
       match(refused.stderr, /chat: hint: make it private with: chmod 600 keys\/identity\n/);
       await Deno.chmod(`${dir}/keys/identity`, 0o600);
       expect(await chat(dir, ["pubkey"]), 0, undefined, key);
+    });
+  },
+});
+
+/** Runs in `cwd`, through sh, the command that the hint line matching `hint` ends with. */
+async function pasteHint(cwd: string, stderr: string, hint: RegExp): Promise<string> {
+  const line = stderr.split("\n").find((line) =>
+    line.startsWith("chat: hint: ") && hint.test(line)
+  );
+  ok(line, `no hint matching ${hint} in:\n${stderr}`);
+  const command = /\b((?:chmod|rm|cp|chown|ls) .*)$/.exec(line)![1];
+  const run = await new Deno.Command("sh", { args: ["-c", command], cwd, stderr: "piped" })
+    .output();
+  strictEqual(run.code, 0, `${command}: ${new TextDecoder().decode(run.stderr)}`);
+  return command;
+}
+
+Deno.test({
+  name: "the commands in keys folder hints work pasted as printed, in a folder with a space",
+  ignore: !isPosix,
+  fn: async () => {
+    await inTempDir(async (dir) => {
+      const keys = ["--keys", "my keys"];
+      const key = (await chat(dir, [...keys, "keygen"])).stdout;
+
+      await Deno.chmod(`${dir}/my keys/identity`, 0o640);
+      const secret = await chat(dir, [...keys, "pubkey"]);
+      expect(secret, 1, /accessible by group or others \(mode 0640\)/, "");
+      strictEqual(await pasteHint(dir, secret.stderr, /chmod 600/), "chmod 600 'my keys/identity'");
+      expect(await chat(dir, [...keys, "pubkey"]), 0, undefined, key);
+
+      // a link where identity.pub belongs: copied over by the hint, so the file stays the same
+      await Deno.rename(`${dir}/my keys/identity.pub`, `${dir}/pub`);
+      await Deno.symlink(`${dir}/pub`, `${dir}/my keys/identity.pub`);
+      const linked = await chat(dir, [...keys, "pubkey"]);
+      expect(linked, 1, /identity\.pub is a symbolic link/, "");
+      await pasteHint(dir, linked.stderr, /cp /);
+      strictEqual((await Deno.lstat(`${dir}/my keys/identity.pub`)).isSymlink, false);
+      expect(await chat(dir, [...keys, "pubkey"]), 0, undefined, key);
+
+      // a .lock link to nowhere: removed, never copied (there is nothing to copy)
+      await Deno.remove(`${dir}/my keys/.lock`);
+      await Deno.symlink(`${dir}/nowhere`, `${dir}/my keys/.lock`);
+      const lock = await chat(dir, [...keys, "allow", encodePublicKey(newKey())]);
+      expect(lock, 1, /\.lock is a symbolic link/, "");
+      ok(!/chat: hint: .*\bcp /.test(lock.stderr), lock.stderr);
+      strictEqual(await pasteHint(dir, lock.stderr, /rm /), "rm 'my keys/.lock'");
+      expect(await chat(dir, [...keys, "allow", encodePublicKey(newKey())]), 0, /allowed /);
+      await rejects(Deno.lstat(`${dir}/nowhere`), Deno.errors.NotFound);
+
+      // commands of chat itself carry the --keys they need
+      await Deno.remove(`${dir}/my keys`, { recursive: true });
+      const gone = await chat(dir, [...keys, "pubkey"]);
+      match(
+        gone.stderr,
+        /^chat: hint: create it and your identity with: chat --keys 'my keys' keygen$/m,
+      );
     });
   },
 });

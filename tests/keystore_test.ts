@@ -9,6 +9,7 @@ import { Keystore } from "../lib/keys/keystore.ts";
 import { writeFileAtomic } from "../lib/keys/fs.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { KeystoreError } from "../lib/errors.ts";
+import { keystoreHints } from "../lib/cli/output.ts";
 
 const isPosix = Deno.build.os !== "windows";
 
@@ -59,7 +60,15 @@ Deno.test("writeFileAtomic() keeps the old file when the write fails", async () 
       writeFileAtomic(`${dir}/missing/file`, "x", 0o644),
       (error: unknown) => {
         isCode("IO", /no such file or folder/)(error);
-        deepStrictEqual((error as KeystoreError).hints, [`${dir}/missing/file was not created`]);
+        const { path, os, existed } = error as KeystoreError;
+        deepStrictEqual({ path, os, existed }, {
+          path: `${dir}/missing/file`,
+          os: "not-found",
+          existed: false,
+        });
+        deepStrictEqual(keystoreHints(error as KeystoreError), [
+          `${dir}/missing/file was not created`,
+        ]);
         return true;
       },
     );
@@ -112,7 +121,9 @@ Deno.test({
         await Deno.chmod(store.paths.identity, mode);
         await rejects(store.loadIdentity(), (error: unknown) => {
           isCode("INSECURE_MODE", /is accessible by group or others \(mode 0[0-7]{3}\)/)(error);
-          deepStrictEqual((error as KeystoreError).hints, [
+          strictEqual((error as KeystoreError).path, store.paths.identity);
+          strictEqual((error as KeystoreError).mode, mode);
+          deepStrictEqual(keystoreHints(error as KeystoreError), [
             `make it private with: chmod 600 ${store.paths.identity}`,
           ]);
           return true;

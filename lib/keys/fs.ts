@@ -7,7 +7,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { KeystoreError } from "../errors.ts";
+import { KeystoreError, type KeystoreOsError } from "../errors.ts";
 
 /** Permission bits that let group or others write. */
 export const GROUP_OTHER_WRITE = 0o022;
@@ -59,9 +59,7 @@ export async function writeFileAtomic(
     file?.close();
     await Deno.remove(temporary).catch(() => {});
     const existed = await Deno.lstat(path).then(() => true, () => false);
-    throw fsError(error, "write", path, {
-      hint: existed ? `${path} is unchanged` : `${path} was not created`,
-    });
+    throw fsError(error, "write", path, { existed });
   }
   await syncFolder(folder);
 }
@@ -114,52 +112,64 @@ export async function checkEntry(
   options: { secret?: boolean } = {},
 ): Promise<void> {
   if (info.isSymlink) {
+    const dangling = await Deno.stat(path).then(
+      () => false,
+      (error) => error instanceof Deno.errors.NotFound,
+    );
     throw new KeystoreError(
       "UNSAFE",
       `${path} is a symbolic link; chat uses only plain files in the keys folder`,
-      {
-        hints: [
-          `replace it with a copy of the file it points to: cp ${path} ${path}.new && ` +
-          `mv ${path}.new ${path}`,
-        ],
-      },
+      { path, isSymlink: true, dangling },
     );
   }
   if (!info.isFile) {
-    throw new KeystoreError(
-      options.secret ? "BAD_IDENTITY" : "UNSAFE",
-      `${path} is not a file`,
-    );
+    throw new KeystoreError(options.secret ? "BAD_IDENTITY" : "UNSAFE", `${path} is not a file`, {
+      path,
+    });
   }
+  await checkOwnerAndMode(path, info, options.secret ? "secret" : "file");
+}
+
+/**
+ * Refuses (`UNSAFE`) a keys folder or a file in it that another user owns (root may) or that
+ * group or others can write; a secret file that group or others can access at all is
+ * `INSECURE_MODE`. Nothing to check where there are no Unix modes.
+ */
+export async function checkOwnerAndMode(
+  path: string,
+  info: Deno.FileInfo,
+  kind: "folder" | "file" | "secret",
+): Promise<void> {
   if (!UNIX_MODES) return;
+  const isFolder = kind === "folder";
+  const what = isFolder ? `the keys folder ${path}` : path;
+  const harm = isFolder ? "replace your keys" : "change your keys";
   const me = await currentUserId();
-  if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
+  const owner = info.uid;
+  if (me !== null && owner !== null && owner !== me && owner !== 0) {
     throw new KeystoreError(
       "UNSAFE",
-      `${path} belongs to user ${info.uid}, not to you (user ${me}): its owner can change it`,
-      {
-        hints: [
-          `check it, then make it yours with: cp ${path} ${path}.new && mv ${path}.new ${path}`,
-          `or (as root): chown ${me} ${path}`,
-        ],
-      },
+      `${what} belongs to user ${owner}, not to you (user ${me}): its owner can ` +
+        (isFolder ? harm : "change it"),
+      { path, isFolder, owner, me },
     );
   }
   if (info.mode === null) return;
-  if (options.secret && (info.mode & 0o077) !== 0) {
+  const mode = info.mode & 0o777;
+  if (kind === "secret" && (mode & 0o077) !== 0) {
     throw new KeystoreError(
       "INSECURE_MODE",
       `the secret key file ${path} is accessible by group or others ` +
-        `(mode ${formatMode(info.mode)}); it must be 0600`,
-      { hints: [`make it private with: chmod 600 ${path}`] },
+        `(mode ${formatMode(mode)}); it must be 0600`,
+      { path, mode },
     );
   }
-  if ((info.mode & GROUP_OTHER_WRITE) !== 0) {
+  if ((mode & GROUP_OTHER_WRITE) !== 0) {
     throw new KeystoreError(
       "UNSAFE",
-      `${path} is writable by group or others (mode ${formatMode(info.mode)}): ` +
-        "anyone who can write it can change your keys",
-      { hints: [`check it, then remove their write access with: chmod go-w ${path}`] },
+      `${what} is writable by group or others (mode ${formatMode(mode)}): ` +
+        `anyone who can write it can ${harm}`,
+      { path, isFolder, mode },
     );
   }
 }
@@ -169,7 +179,8 @@ export async function checkSameFile(path: string, checked: Deno.FileInfo, file: 
   const opened = await file.stat();
   if (opened.ino !== checked.ino || opened.dev !== checked.dev || !opened.isFile) {
     throw new KeystoreError("UNSAFE", `${path} was replaced while chat opened it`, {
-      hints: ["check who else writes the keys folder, then try again"],
+      path,
+      replaced: true,
     });
   }
 }
@@ -273,31 +284,42 @@ export function formatMode(mode: number): string {
   return "0" + (mode & 0o777).toString(8).padStart(3, "0");
 }
 
-/** Turns an operating-system error into a `KeystoreError` that names the file and what to do. */
+/**
+ * Turns an operating-system error into a `KeystoreError` (`IO`) that names the file and what
+ * the system said; `facts.existed` tells, for a failed write, whether `path` is unchanged.
+ */
 export function fsError(
   error: unknown,
   action: string,
   path: string,
-  options: { hint?: string } = {},
+  facts: { existed?: boolean } = {},
 ): unknown {
   if (error instanceof KeystoreError || !(error instanceof Error)) return error;
+  const [os, reason] = osErrorOf(error);
+  return new KeystoreError("IO", `cannot ${action} ${path}: ${reason}`, {
+    path,
+    os,
+    ...facts,
+    cause: error,
+  });
+}
+
+/** What an operating-system error is, as a fact and in words. */
+function osErrorOf(error: Error): [KeystoreOsError, string] {
   const code = (error as Error & { code?: string }).code;
-  const make = (reason: string, hints: string[]) =>
-    new KeystoreError("IO", `cannot ${action} ${path}: ${reason}`, {
-      hints: options.hint ? [...hints, options.hint] : hints,
-      cause: error,
-    });
   if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
-    return make("permission denied", [`check the owner and mode of ${path} and of its folder`]);
+    return ["permission-denied", "permission denied"];
   }
-  if (code === "ENOSPC") return make("no space left on device", ["free some disk space"]);
-  if (code === "EDQUOT") return make("disk quota exceeded", ["free some disk space"]);
-  if (code === "EROFS") return make("read-only file system", ["use a writable keys folder"]);
-  if (error instanceof Deno.errors.NotFound) return make("no such file or folder", []);
+  if (code === "ENOSPC") return ["no-space", "no space left on device"];
+  if (code === "EDQUOT") return ["quota", "disk quota exceeded"];
+  if (code === "EROFS") return ["read-only", "read-only file system"];
+  if (error instanceof Deno.errors.NotFound) return ["not-found", "no such file or folder"];
   if (error instanceof Deno.errors.NotADirectory) {
-    return make("a part of the path is not a folder", []);
+    return ["not-a-folder", "a part of the path is not a folder"];
   }
-  if (error instanceof Deno.errors.IsADirectory) return make("it is a folder, not a file", []);
-  if (error instanceof Deno.errors.InvalidData) return make("it is not UTF-8 text", []);
-  return make(error.message, []);
+  if (error instanceof Deno.errors.IsADirectory) {
+    return ["is-a-folder", "it is a folder, not a file"];
+  }
+  if (error instanceof Deno.errors.InvalidData) return ["not-utf8", "it is not UTF-8 text"];
+  return ["other", error.message];
 }

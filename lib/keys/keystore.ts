@@ -32,16 +32,13 @@ import {
   splitLines,
 } from "./key_files.ts";
 import {
-  currentUserId,
-  formatMode,
+  checkOwnerAndMode,
   fsError,
-  GROUP_OTHER_WRITE,
   lstatOrUndefined,
   openLock,
   readForUpdate,
   readKeyFile,
   removeIfPresent,
-  UNIX_MODES,
   writeFileAtomic,
 } from "./fs.ts";
 
@@ -131,6 +128,7 @@ export class Keystore {
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         throw new KeystoreError("NO_FOLDER", `the keys folder ${this.dir} does not exist`, {
+          path: this.dir,
           cause: error,
         });
       }
@@ -138,41 +136,13 @@ export class Keystore {
       throw fsError(error, "open the keys folder", this.dir);
     }
     if (!info.isDirectory) throw this.notAFolder();
-    if (!UNIX_MODES) return;
-    const me = await currentUserId();
-    if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
-      throw new KeystoreError(
-        "UNSAFE",
-        `the keys folder ${this.dir} belongs to user ${info.uid}, not to you (user ${me}): ` +
-          "its owner can replace your keys",
-        {
-          hints: [
-            "use a keys folder of your own: --keys DIR or CHAT_KEYS=DIR",
-            `or, if its files are yours, check them and take it over (as root): ` +
-            `chown -R ${me} ${this.dir}`,
-          ],
-        },
-      );
-    }
-    if (info.mode !== null && (info.mode & GROUP_OTHER_WRITE) !== 0) {
-      throw new KeystoreError(
-        "UNSAFE",
-        `the keys folder ${this.dir} is writable by group or others ` +
-          `(mode ${formatMode(info.mode)}): anyone who can write it can replace your keys`,
-        {
-          hints: [
-            `make it private with: chmod 700 ${this.dir}`,
-            `then check ${KEY_FILES.allowed} and ${KEY_FILES.knownServers} in it: ` +
-            "someone may have changed them",
-          ],
-        },
-      );
-    }
+    await checkOwnerAndMode(this.dir, info, "folder");
   }
 
   /** The error for a keys path that is not a folder. */
   private notAFolder(cause?: unknown): KeystoreError {
     return new KeystoreError("NOT_A_FOLDER", `the keys folder ${this.dir} is not a folder`, {
+      path: this.dir,
       cause,
     });
   }
@@ -219,15 +189,17 @@ export class Keystore {
   }
 
   /**
-   * Loads the identity. Refuses a secret key file that group or others can access (hint:
-   * `chmod 600 <path>`), a link or another user's file, and checks that `identity.pub`, if
+   * Loads the identity. Refuses a secret key file that group or others can access
+   * (`INSECURE_MODE`), a link or another user's file (`UNSAFE`), and checks that `identity.pub`, if
    * present, holds the matching key.
    */
   async loadIdentity(): Promise<KeyPair> {
     await this.checkFolder();
     const path = this.paths.identity;
     const read = await readKeyFile(path, { secret: true });
-    if (!read) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
+    if (!read) {
+      throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`, { path });
+    }
     let pair: KeyPair;
     try {
       pair = parseIdentity(read.text);
@@ -236,9 +208,7 @@ export class Keystore {
       throw new KeystoreError(
         "BAD_IDENTITY",
         `${path} is not a chat secret key file: ${error.message}`,
-        {
-          cause: error,
-        },
+        { path, cause: error },
       );
     }
     await this.checkPublicFile(pair.publicKey);
@@ -265,12 +235,7 @@ export class Keystore {
         ? `${path} holds ${fingerprint(stored)}, but ${this.paths.identity} is the secret key ` +
           `of ${fingerprint(publicKey)}`
         : `${path} does not hold a public key`,
-      {
-        hints: [
-          `the secret key decides: its public key is ${encodePublicKey(publicKey)}`,
-          `remove ${path} (it is derived from the secret key) or restore the matching pair`,
-        ],
-      },
+      { path, publicKey },
     );
   }
 
@@ -284,7 +249,9 @@ export class Keystore {
     return await this.withLock(async () => {
       const replaced = await this.hasIdentity();
       if (replaced && !options.force) {
-        throw new KeystoreError("IDENTITY_EXISTS", `${this.paths.identity} already exists`);
+        throw new KeystoreError("IDENTITY_EXISTS", `${this.paths.identity} already exists`, {
+          path: this.paths.identity,
+        });
       }
       const pair = primitives.generateKeyPair();
       // A crash between the two writes must not leave a public key file that lies about the
@@ -381,7 +348,9 @@ export class Keystore {
           problems.length === 1 && requests.length === 1
             ? problems[0].message
             : `${problems.length} of the keys conflict with ${path}; nothing was added`,
-          { problems: requests.length === 1 ? [] : problems, source: options.source },
+          requests.length === 1
+            ? { path, label: requests[0].label }
+            : { path, problems, source: options.source },
         );
       }
       if (added.length > 0) {
@@ -413,7 +382,7 @@ export class Keystore {
         const what = typeof target === "string"
           ? `no key is labelled "${target}"`
           : `the key ${fingerprint(target)} is not allowed`;
-        throw new KeystoreError("NOT_FOUND", `${what} in ${path}`);
+        throw new KeystoreError("NOT_FOUND", `${what} in ${path}`, { path });
       }
       const lines = list.lines.filter((_, index) => index !== entry.line - 1);
       await writeFileAtomic(
@@ -431,11 +400,7 @@ export class Keystore {
     throw new KeystoreError(
       "BAD_FILE",
       `${path} has ${errors.length} bad line${errors.length === 1 ? "" : "s"}; nothing was changed`,
-      {
-        problems: errors,
-        source: path,
-        hints: [`fix or remove ${errors.length === 1 ? "that line" : "those lines"} in ${path}`],
-      },
+      { path, problems: errors, source: path },
     );
   }
 
