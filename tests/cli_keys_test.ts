@@ -362,7 +362,7 @@ Deno.test("chat allow refuses invalid keys with the reason and writes nothing", 
     for (const [text, reason] of bad) {
       const result = await chat(dir, ["allow", text]);
       expect(result, 1, reason, "");
-      match(result.stderr, /^chat: error: Cannot parse public key "/);
+      match(result.stderr, /^chat: error: cannot parse public key "/);
       match(result.stderr, /chat: hint: a public key is chat1…/);
     }
     strictEqual(await readOrUndefined(`${dir}/keys/allowed`), undefined);
@@ -399,7 +399,7 @@ Deno.test("a bad allowlist line is reported with its number and the file is left
     for (const args of [["allow", encodePublicKey(newKey())], ["revoke", "alice"]]) {
       const result = await chat(dir, args);
       expect(result, 1, /chat: error: keys\/allowed has 1 bad line; nothing was changed\n/, "");
-      match(result.stderr, /chat: error: keys\/allowed:3: Cannot parse public key "chat1typo"/);
+      match(result.stderr, /chat: error: keys\/allowed:3: cannot parse public key "chat1typo"/);
       match(result.stderr, /chat: hint: fix or remove that line in keys\/allowed\n/);
     }
     const listed = await chat(dir, ["allowed"]);
@@ -427,7 +427,7 @@ Deno.test("chat allow - reads KEY [LABEL] lines from stdin, all or nothing", asy
     ].join("\n");
     const refused = await chat(dir, ["allow", "-"], { stdin: bad });
     expect(refused, 1, /chat: error: 3 bad lines on stdin; nothing was added\n/, "");
-    match(refused.stderr, /chat: error: stdin:3: Cannot parse public key "chat1bad"/);
+    match(refused.stderr, /chat: error: stdin:3: cannot parse public key "chat1bad"/);
     match(refused.stderr, /chat: error: stdin:4: expected "KEY \[LABEL\]", found 3 fields/);
     match(refused.stderr, /chat: error: stdin:6: Invalid label "al\\u0000ice"/);
     strictEqual(await readOrUndefined(`${dir}/keys/allowed`), undefined);

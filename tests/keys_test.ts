@@ -103,112 +103,112 @@ paddedWords[paddedWords.length - 1] |= 1;
 
 /** Bad public keys and the exact error each gives. */
 const BAD_PUBLIC_KEYS: [string, string, string][] = [
-  ["empty", "", `Cannot parse public key "": it is empty`],
+  ["empty", "", `cannot parse public key "": it is empty`],
   [
     "bad checksum",
     NINES_TEXT.slice(0, -1) + "q",
-    `Cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
+    `cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
   ],
   [
     "a typo in the data",
     NINES_TEXT.replace("pyysjzgf", "pyysjzgg"),
-    `Cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
+    `cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
   ],
   [
     "one character short",
     NINES_TEXT.slice(0, -1),
-    `Cannot parse public key "chat1pyysjzg…": it is 62 characters long, expected 63`,
+    `cannot parse public key "chat1pyysjzg…": it is 62 characters long, expected 63`,
   ],
   [
     "trailing garbage",
     NINES_TEXT + "q",
-    `Cannot parse public key "chat1pyysjzg…": unexpected characters after the key ("q…")`,
+    `cannot parse public key "chat1pyysjzg…": unexpected characters after the key ("q…")`,
   ],
   [
     "trailing punctuation",
     NINES_TEXT + ",",
-    `Cannot parse public key "chat1pyysjzg…": unexpected characters after the key (",…")`,
+    `cannot parse public key "chat1pyysjzg…": unexpected characters after the key (",…")`,
   ],
   [
     "white space inside",
     NINES_TEXT + " alice",
-    `Cannot parse public key "chat1pyysjzg…": it contains white space`,
+    `cannot parse public key "chat1pyysjzg…": it contains white space`,
   ],
   [
     "white space around",
     NINES_TEXT + "\n",
-    `Cannot parse public key "chat1pyysjzg…": it has white space around it`,
+    `cannot parse public key "chat1pyysjzg…": it has white space around it`,
   ],
   [
     "mixed case",
     "Chat1" + NINES_TEXT.slice(5),
-    `Cannot parse public key "Chat1pyysjzg…": it mixes upper and lower case`,
+    `cannot parse public key "Chat1pyysjzg…": it mixes upper and lower case`,
   ],
   [
     "wrong prefix (an age key)",
     bech32.encode("age", bech32.toWords(NINES), false),
-    `Cannot parse public key "age1pyysjzgf…": wrong prefix "age1", expected "chat1"`,
+    `cannot parse public key "age1pyysjzgf…": wrong prefix "age1", expected "chat1"`,
   ],
   [
     "bech32m instead of bech32",
     bech32m.encode("chat", bech32m.toWords(NINES), false),
-    `Cannot parse public key "chat1pyysjzg…": it is bech32m (BIP 350); expected bech32 (BIP 173)`,
+    `cannot parse public key "chat1pyysjzg…": it is bech32m (BIP 350); expected bech32 (BIP 173)`,
   ],
   [
     "31 bytes with a valid checksum",
     bech32.encode("chat", words31, false),
-    `Cannot parse public key "chat1qqqqqqq…": it holds 31 bytes, expected 32`,
+    `cannot parse public key "chat1qqqqqqq…": it holds 31 bytes, expected 32`,
   ],
   [
     "33 bytes with a valid checksum",
     bech32.encode("chat", words33, false),
-    `Cannot parse public key "chat1qqqqqqq…": it holds 33 bytes, expected 32`,
+    `cannot parse public key "chat1qqqqqqq…": it holds 33 bytes, expected 32`,
   ],
   [
     "non-zero padding bits",
     bech32.encode("chat", paddedWords, false),
-    `Cannot parse public key "chat1pyysjzg…": it has non-zero padding bits`,
+    `cannot parse public key "chat1pyysjzg…": it has non-zero padding bits`,
   ],
   [
     "a character outside the bech32 alphabet",
     "chat1bpyysjzgf",
-    `Cannot parse public key "chat1bpyysjzgf": invalid character "b" at position 6`,
+    `cannot parse public key "chat1bpyysjzgf": invalid character "b" at position 6`,
   ],
-  ["only the prefix", "chat1", `Cannot parse public key "chat1": it is too short (5 characters)`],
+  ["only the prefix", "chat1", `cannot parse public key "chat1": it is too short (5 characters)`],
   [
     "base64 of 31 bytes",
     base64.encode(new Uint8Array(31)),
-    `Cannot parse public key "AAAAAAAAAAAA…": base64 of 31 bytes, expected 32`,
+    `cannot parse public key "AAAAAAAAAAAA…": base64 of 31 bytes, expected 32`,
   ],
   [
     "base64 of 33 bytes",
     base64.encode(new Uint8Array(33)),
-    `Cannot parse public key "AAAAAAAAAAAA…": base64 of 33 bytes, expected 32`,
+    `cannot parse public key "AAAAAAAAAAAA…": base64 of 33 bytes, expected 32`,
   ],
   [
     "base64 without padding",
     NINES_BASE64.slice(0, -1),
-    `Cannot parse public key "CQkJCQkJCQkJ…": base64 of the wrong length: 43 characters, expected 44`,
+    `cannot parse public key "CQkJCQkJCQkJ…": base64 of the wrong length: 43 characters, expected 44`,
   ],
   [
     "base64 with trailing garbage",
     NINES_BASE64 + "x",
-    `Cannot parse public key "CQkJCQkJCQkJ…": unexpected characters after the key ("x…")`,
+    `cannot parse public key "CQkJCQkJCQkJ…": unexpected characters after the key ("x…")`,
   ],
   [
     "non-canonical base64",
     NINES_BASE64.slice(0, 42) + "l=",
-    `Cannot parse public key "CQkJCQkJCQkJ…": non-canonical base64 (the character before '=' has stray low bits)`,
+    `cannot parse public key "CQkJCQkJCQkJ…": non-canonical base64 (the character before '=' has stray low bits)`,
   ],
   [
     "URL-safe base64",
     base64.encode(new Uint8Array(32).fill(0xff)).replaceAll("/", "_"),
-    `Cannot parse public key "____________…": it looks like URL-safe base64 ('-', '_'); use standard base64 ('+', '/')`,
+    `cannot parse public key "____________…": it looks like URL-safe base64 ('-', '_'); use standard base64 ('+', '/')`,
   ],
   [
     "a word",
     "alice",
-    `Cannot parse public key "alice": expected chat1… (63 characters) or 44 characters of base64`,
+    `cannot parse public key "alice": expected chat1… (63 characters) or 44 characters of base64`,
   ],
 ];
 
@@ -224,7 +224,7 @@ Deno.test("parsePublicKey() rejects a secret key without echoing it", () => {
   throws(() => parsePublicKey(secret), (error: Error) => {
     strictEqual(
       error.message,
-      `Cannot parse public key "CHAT-SECRET-KEY-1…": this is a secret key, not a public key ` +
+      `cannot parse public key "CHAT-SECRET-KEY-1…": this is a secret key, not a public key ` +
         `(keep it private)`,
     );
     return true;
@@ -253,7 +253,7 @@ Deno.test("parseSecretKey() errors never contain the key text", () => {
   for (const [input, reason] of cases) {
     throws(() => parseSecretKey(input), {
       name: "SyntaxError",
-      message: `Cannot parse secret key: ${reason}`,
+      message: `cannot parse secret key: ${reason}`,
     });
   }
 });
@@ -278,7 +278,7 @@ Deno.test("parseIdentity() names the bad line", () => {
     message: "line 3: a second secret key (the first is on line 2)",
   });
   throws(() => parseIdentity(`# a\n\nCHAT-SECRET-KEY-1QQ\n`), {
-    message: "line 3: Cannot parse secret key: it is too short (19 characters)",
+    message: "line 3: cannot parse secret key: it is too short (19 characters)",
   });
 });
 
@@ -376,7 +376,7 @@ Deno.test("parseAllowlist() returns entries and every bad line with its number",
   deepStrictEqual(list.errors.map((error) => error.line), [4, 6, 7, 8]);
   strictEqual(
     list.errors[0].message,
-    `Cannot parse public key "chat1notakey": invalid character "o" at position 7`,
+    `cannot parse public key "chat1notakey": invalid character "o" at position 7`,
   );
   strictEqual(list.errors[1].message, "the key is already listed on line 3");
   strictEqual(list.errors[2].message, `the label "alice" is already used on line 3`);
@@ -415,7 +415,7 @@ Deno.test("parseKnownServers() reads host:port KEY lines and reports bad ones", 
   strictEqual(servers.errors[0].message, "example.org:7447 is already listed on line 2");
   strictEqual(
     servers.errors[1].message,
-    `Invalid server address "nohost": expected "host:port" (IPv6 as "[::1]:port")`,
+    `invalid server address "nohost": expected "host:port" (IPv6 as "[::1]:port")`,
   );
   strictEqual(servers.errors[2].message, `expected "HOST:PORT KEY", found 3 field(s)`);
   strictEqual(formatKnownServerLine("Example.org:7447", NINES), `example.org:7447 ${NINES_TEXT}`);

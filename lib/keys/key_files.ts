@@ -130,7 +130,7 @@ export interface KnownServer {
  */
 export function normalizeAddress(address: string): string {
   const fail = (reason: string) =>
-    new SyntaxError(`Invalid server address ${JSON.stringify(address)}: ${reason}`);
+    new SyntaxError(`invalid server address ${JSON.stringify(address)}: ${reason}`);
   const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(address);
   if (!match) throw fail('expected "host:port" (IPv6 as "[::1]:port")');
   const port = Number(match[2]);

@@ -57,7 +57,7 @@ export function encodePublicKeyBase64(publicKey: Uint8Array): string {
 /**
  * Parses a public key given as `chat1…` (bech32) or as 44 characters of standard base64, and
  * returns its 32 bytes. Throws a `SyntaxError` that says why, for example
- * `Cannot parse public key "chat1qqqqqqqq…": bad checksum (a typing error?)`.
+ * `cannot parse public key "chat1qqqqqqqq…": bad checksum (a typing error?)`.
  * White space is not trimmed: callers trim what they read.
  *
  * @example
@@ -68,17 +68,17 @@ export function encodePublicKeyBase64(publicKey: Uint8Array): string {
  * ```
  */
 export function parsePublicKey(text: string): Uint8Array {
-  if (typeof text !== "string") throw new TypeError(`A public key must be a string`);
+  if (typeof text !== "string") throw new TypeError("a public key must be a string");
   const lower = text.toLowerCase();
   // Never echo a secret key back, not even in part.
   if (lower.startsWith(SECRET_KEY_HRP + "1")) {
     throw new SyntaxError(
-      `Cannot parse public key "${SECRET_KEY_HRP.toUpperCase()}1…": ` +
+      `cannot parse public key "${SECRET_KEY_HRP.toUpperCase()}1…": ` +
         "this is a secret key, not a public key (keep it private)",
     );
   }
   const fail = (reason: string) =>
-    new SyntaxError(`Cannot parse public key ${preview(text)}: ${reason}`);
+    new SyntaxError(`cannot parse public key ${preview(text)}: ${reason}`);
   if (text.length === 0) throw fail("it is empty");
   if (/\s/.test(text)) {
     if (text.trim() !== text) throw fail("it has white space around it");
@@ -174,8 +174,8 @@ export function encodeSecretKey(secretKey: Uint8Array): string {
  * ```
  */
 export function parseSecretKey(text: string): Uint8Array {
-  if (typeof text !== "string") throw new TypeError(`A secret key must be a string`);
-  const fail = (reason: string) => new SyntaxError(`Cannot parse secret key: ${reason}`);
+  if (typeof text !== "string") throw new TypeError("a secret key must be a string");
+  const fail = (reason: string) => new SyntaxError(`cannot parse secret key: ${reason}`);
   if (text.length === 0) throw fail("it is empty");
   if (/\s/.test(text)) throw fail("it contains white space");
   return decodeBech32(text, SECRET_KEY_HRP, SECRET_KEY_TEXT_LENGTH, fail);
@@ -250,7 +250,7 @@ function preview(text: string): string {
 
 function checkKeyBytes(what: string, bytes: Uint8Array): void {
   if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
-    throw new RangeError(`A ${what} must be ${KEY_BYTES} bytes, got ${bytes?.length}`);
+    throw new RangeError(`a ${what} must be ${KEY_BYTES} bytes, got ${bytes?.length}`);
   }
 }
 

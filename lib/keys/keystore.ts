@@ -132,15 +132,15 @@ export class Keystore {
           cause: error,
         });
       }
-      if (error instanceof Deno.errors.NotADirectory) throw this.notAFolder(error);
+      if (error instanceof Deno.errors.NotADirectory) throw this.#notAFolder(error);
       throw fsError(error, "open the keys folder", this.dir);
     }
-    if (!info.isDirectory) throw this.notAFolder();
+    if (!info.isDirectory) throw this.#notAFolder();
     await checkOwnerAndMode(this.dir, info, "folder");
   }
 
   /** The error for a keys path that is not a folder. */
-  private notAFolder(cause?: unknown): KeystoreError {
+  #notAFolder(cause?: unknown): KeystoreError {
     return new KeystoreError("NOT_A_FOLDER", `the keys folder ${this.dir} is not a folder`, {
       path: this.dir,
       cause,
@@ -211,12 +211,12 @@ export class Keystore {
         { path, cause: error },
       );
     }
-    await this.checkPublicFile(pair.publicKey);
+    await this.#checkPublicFile(pair.publicKey);
     return pair;
   }
 
   /** Throws `BAD_IDENTITY` unless identity.pub is missing or holds `publicKey`. */
-  private async checkPublicFile(publicKey: Uint8Array): Promise<void> {
+  async #checkPublicFile(publicKey: Uint8Array): Promise<void> {
     const path = this.paths.publicKey;
     const read = await readKeyFile(path);
     if (!read) return;
@@ -317,7 +317,7 @@ export class Keystore {
       const path = this.paths.allowed;
       const { text, mode } = await readForUpdate(path);
       const list = parseAllowlist(text);
-      this.refuseBadLines(path, list.errors);
+      this.#refuseBadLines(path, list.errors);
 
       const outcomes: AllowOutcome[] = [];
       const problems: LineError[] = [];
@@ -374,7 +374,7 @@ export class Keystore {
       const path = this.paths.allowed;
       const { text, mode } = await readForUpdate(path);
       const list = parseAllowlist(text);
-      this.refuseBadLines(path, list.errors);
+      this.#refuseBadLines(path, list.errors);
       const entry = list.entries.find((entry) =>
         typeof target === "string" ? entry.label === target : sameKey(entry.key, target)
       );
@@ -395,7 +395,7 @@ export class Keystore {
   }
 
   /** Throws `BAD_FILE`, with every bad line, if there are any: nothing may be dropped. */
-  private refuseBadLines(path: string, errors: LineError[]): void {
+  #refuseBadLines(path: string, errors: LineError[]): void {
     if (errors.length === 0) return;
     throw new KeystoreError(
       "BAD_FILE",
@@ -419,7 +419,7 @@ export class Keystore {
   async lookupServer(address: string): Promise<Uint8Array | undefined> {
     const normalized = normalizeAddress(address);
     const servers = await this.readKnownServers();
-    this.refuseBadLines(this.paths.knownServers, servers.errors);
+    this.#refuseBadLines(this.paths.knownServers, servers.errors);
     return servers.entries.find((entry) => entry.address === normalized)?.key;
   }
 
@@ -448,7 +448,7 @@ export class Keystore {
       const path = this.paths.knownServers;
       const { text, mode } = await readForUpdate(path);
       const servers = parseKnownServers(text);
-      this.refuseBadLines(path, servers.errors);
+      this.#refuseBadLines(path, servers.errors);
       const old = wanted.map((address) => servers.entries.find((e) => e.address === address));
       const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
         old.find((entry) => entry);
