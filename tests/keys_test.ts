@@ -6,6 +6,7 @@ import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { base64, bech32, bech32m } from "@scure/base";
 import { primitives } from "../lib/protocol/crypto.ts";
 import {
+  checkBytes,
   encodePublicKey,
   encodePublicKeyBase64,
   encodeSecretKey,
@@ -289,6 +290,29 @@ Deno.test("fingerprint() is the first 8 bytes of SHA-256 as four groups of hex",
   ok(/^[0-9a-f]{4}(:[0-9a-f]{4}){3}$/.test(fingerprint(key)));
   strictEqual(fingerprint(parsePublicKey(encodePublicKeyBase64(key))), fingerprint(key));
   throws(() => fingerprint(new Uint8Array(31)), RangeError);
+});
+
+Deno.test("checkBytes() takes exactly 32 bytes by default and names what it refused", () => {
+  const key = new Uint8Array(32);
+  strictEqual(checkBytes("public key", key), key);
+  for (const length of [0, 1, 31, 33]) {
+    throws(() => checkBytes("public key", new Uint8Array(length)), {
+      name: "RangeError",
+      message: `public key must be 32 bytes, got ${length}`,
+    });
+  }
+  throws(() => checkBytes("nonce", new Uint8Array(32), 12), {
+    name: "RangeError",
+    message: "nonce must be 12 bytes, got 32",
+  });
+  throws(() => checkBytes("public key", "chat1…" as unknown as Uint8Array), {
+    name: "RangeError",
+    message: "public key must be 32 bytes, got string",
+  });
+  throws(() => encodePublicKey(new Uint8Array(33)), {
+    name: "RangeError",
+    message: "public key must be 32 bytes, got 33",
+  });
 });
 
 Deno.test("sameKey() compares bytes", () => {

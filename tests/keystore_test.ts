@@ -315,3 +315,22 @@ Deno.test("pinServer() pins a name and its IP address in one write, or neither",
     );
   });
 });
+
+Deno.test("allow(), revoke() and pinServer() refuse a key that is not 32 bytes, writing nothing", async () => {
+  await inTempDir(async (dir) => {
+    const store = new Keystore(dir);
+    await rejects(store.allow([{ key: key(1) }, { key: new Uint8Array(31) }]), {
+      name: "RangeError",
+      message: "key to allow must be 32 bytes, got 31",
+    });
+    await rejects(store.revoke(new Uint8Array(33)), {
+      name: "RangeError",
+      message: "key to revoke must be 32 bytes, got 33",
+    });
+    await rejects(store.pinServer("example.org:7447", new Uint8Array(0)), {
+      name: "RangeError",
+      message: "server key must be 32 bytes, got 0",
+    });
+    deepStrictEqual(await names(dir), []);
+  });
+});

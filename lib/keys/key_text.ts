@@ -36,7 +36,7 @@ const BASE64_LAST_CHARACTERS = "AEIMQUYcgkosw048";
  * ```
  */
 export function encodePublicKey(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   return bech32.encode(PUBLIC_KEY_HRP, bech32.toWords(publicKey), false);
 }
 
@@ -50,7 +50,7 @@ export function encodePublicKey(publicKey: Uint8Array): string {
  * ```
  */
 export function encodePublicKeyBase64(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   return base64.encode(publicKey);
 }
 
@@ -159,7 +159,7 @@ function parseBase64Key(text: string, fail: (reason: string) => SyntaxError): Ui
  * ```
  */
 export function encodeSecretKey(secretKey: Uint8Array): string {
-  checkKeyBytes("secret key", secretKey);
+  checkBytes("secret key", secretKey);
   return bech32.encode(SECRET_KEY_HRP, bech32.toWords(secretKey), false).toUpperCase();
 }
 
@@ -248,10 +248,32 @@ function preview(text: string): string {
   return JSON.stringify(text.length > 14 ? text.slice(0, 12) + "…" : text);
 }
 
-function checkKeyBytes(what: string, bytes: Uint8Array): void {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
-    throw new RangeError(`a ${what} must be ${KEY_BYTES} bytes, got ${bytes?.length}`);
+/**
+ * Returns `bytes` if it is a `Uint8Array` of exactly `length` bytes (a key's 32 by default), and
+ * throws a `RangeError` that names it by `label` otherwise: the exact length where bytes enter,
+ * as noble's `abytes`.
+ *
+ * @example
+ * ```ts
+ * import { checkBytes } from "./key_text.ts";
+ * checkBytes("public key", new Uint8Array(32)); // the same 32 bytes
+ * try {
+ *   checkBytes("public key", new Uint8Array(31));
+ * } catch (error) {
+ *   (error as RangeError).message; // "public key must be 32 bytes, got 31"
+ * }
+ * ```
+ */
+export function checkBytes(
+  label: string,
+  bytes: Uint8Array,
+  length: number = KEY_BYTES,
+): Uint8Array {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
+    const got = bytes instanceof Uint8Array ? bytes.length : typeof bytes;
+    throw new RangeError(`${label} must be ${length} bytes, got ${got}`);
   }
+  return bytes;
 }
 
 // --- Fingerprints and comparison --------------------------------------------------
@@ -267,7 +289,7 @@ function checkKeyBytes(what: string, bytes: Uint8Array): void {
  * ```
  */
 export function fingerprint(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   const hex = [...sha256(publicKey).subarray(0, 8)]
     .map((byte) => byte.toString(16).padStart(2, "0"))
     .join("");

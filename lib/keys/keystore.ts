@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { type KeyPair, primitives } from "../protocol/crypto.ts";
 import { KeystoreError } from "../errors.ts";
 import {
+  checkBytes,
   encodePublicKey,
   fingerprint,
   formatIdentity,
@@ -313,6 +314,7 @@ export class Keystore {
     requests: AllowRequest[],
     options: { source?: string } = {},
   ): Promise<AllowOutcome[]> {
+    for (const request of requests) checkBytes("key to allow", request.key);
     return await this.withLock(async () => {
       const path = this.paths.allowed;
       const { text, mode } = await readForUpdate(path);
@@ -370,6 +372,7 @@ export class Keystore {
    * lines are kept as they were.
    */
   async revoke(target: Uint8Array | string): Promise<AllowEntry> {
+    if (typeof target !== "string") checkBytes("key to revoke", target);
     return await this.withLock(async () => {
       const path = this.paths.allowed;
       const { text, mode } = await readForUpdate(path);
@@ -440,6 +443,7 @@ export class Keystore {
     key: Uint8Array,
     options: { replace?: boolean } = {},
   ): Promise<Uint8Array | undefined> {
+    checkBytes("server key", key);
     const wanted = [
       ...new Set((typeof addresses === "string" ? [addresses] : addresses)
         .map(normalizeAddress)),
