@@ -5,7 +5,7 @@
  */
 import { fingerprint } from "../keys/key_text.ts";
 import { parseAllowlist } from "../keys/key_files.ts";
-import type { AllowRequest } from "../keys/keystore.ts";
+import type { AllowRequest } from "../keys/allowlist.ts";
 import { type Context, parseKeyArgument, parseLabelArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
 import { Exit } from "./exit.ts";

@@ -102,6 +102,35 @@ export function currentUserId(): Promise<number | null> {
 }
 
 /**
+ * Throws `NO_FOLDER`, `NOT_A_FOLDER` or `IO` unless the keys folder `dir` exists, and `UNSAFE`
+ * if another user owns it or group or others can write it (it may be a link to a folder).
+ */
+export async function checkKeysFolder(dir: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new KeystoreError("NO_FOLDER", `the keys folder ${dir} does not exist`, {
+        path: dir,
+        cause: error,
+      });
+    }
+    if (error instanceof Deno.errors.NotADirectory) throw notAFolder(dir, error);
+    throw fsError(error, "open the keys folder", dir);
+  }
+  if (!info.isDirectory) throw notAFolder(dir);
+  await checkOwnerAndMode(dir, info, "folder");
+}
+
+function notAFolder(dir: string, cause?: unknown): KeystoreError {
+  return new KeystoreError("NOT_A_FOLDER", `the keys folder ${dir} is not a folder`, {
+    path: dir,
+    cause,
+  });
+}
+
+/**
  * Refuses (`UNSAFE`) an entry of the keys folder that chat must not trust: a link, not a plain
  * file, another user's (root's is fine, as for OpenSSH), or writable by group or others. With
  * `secret`, any access by group or others is refused (`INSECURE_MODE`).

@@ -190,6 +190,42 @@ export function parseKnownServers(text: string): ParsedFile<KnownServer> {
 }
 
 /**
+ * Pins `key` for `addresses` (normalized) in parsed `known_servers`: returns the key pinned
+ * before (the first that differs from `key`, else the first found) and the new lines, or no
+ * lines when nothing changes. Without `replace` (a first contact) only addresses without a pin
+ * get one, and if any has another key, nothing changes; with `replace` every address gets `key`.
+ *
+ * @example
+ * ```ts
+ * import { parseKnownServers, pinLines } from "./key_files.ts";
+ * const key = new Uint8Array(32).fill(3);
+ * pinLines(parseKnownServers(""), ["example.org:7447"], key, false).lines?.length; // 1
+ * ```
+ */
+export function pinLines(
+  servers: ParsedFile<KnownServer>,
+  addresses: readonly string[],
+  key: Uint8Array,
+  replace: boolean,
+): { before?: Uint8Array; lines?: string[] } {
+  const old = addresses.map((address) => servers.entries.find((e) => e.address === address));
+  const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
+    old.find((entry) => entry);
+  if (before && !sameKey(before.key, key) && !replace) return { before: before.key };
+  const lines = [...servers.lines];
+  let changed = false;
+  addresses.forEach((address, index) => {
+    const entry = old[index];
+    if (entry && sameKey(entry.key, key)) return;
+    const line = formatKnownServerLine(address, key);
+    if (entry) lines[entry.line - 1] = line;
+    else lines.push(line);
+    changed = true;
+  });
+  return { before: before?.key, lines: changed ? lines : undefined };
+}
+
+/**
  * Splits text into lines without their endings (`\n` or `\r\n`); a final line ending does not
  * start another line.
  */

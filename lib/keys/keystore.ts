@@ -23,17 +23,18 @@ import {
 import {
   type AllowEntry,
   formatAllowLine,
-  formatKnownServerLine,
   type KnownServer,
   type LineError,
   normalizeAddress,
   parseAllowlist,
   type ParsedFile,
   parseKnownServers,
+  pinLines,
   splitLines,
 } from "./key_files.ts";
+import { type AllowOutcome, type AllowRequest, conflictError, planAllow } from "./allowlist.ts";
 import {
-  checkOwnerAndMode,
+  checkKeysFolder,
   fsError,
   lstatOrUndefined,
   openLock,
@@ -65,26 +66,6 @@ export const FOLDER_MODE = 0o700;
 export const SECRET_FILE_MODE = 0o600;
 /** Mode of new public files (public key, allowlist, known servers), less the umask. */
 export const PUBLIC_FILE_MODE = 0o644;
-
-/** A request to allow one key; `line` is where it came from (stdin), for error messages. */
-export interface AllowRequest {
-  /** The 32-byte public key. */
-  key: Uint8Array;
-  /** Optional label (already validated). */
-  label?: string;
-  /** 1-based line number in the input it came from. */
-  line?: number;
-}
-
-/** What `allow` did with one request. */
-export interface AllowOutcome {
-  /** The request. */
-  request: AllowRequest;
-  /** True if a line was added; false if the key was already allowed. */
-  added: boolean;
-  /** The entry the key already had (when `added` is false). */
-  existing?: AllowEntry;
-}
 
 /** The identity created by `createIdentity`. */
 export interface CreatedIdentity {
@@ -123,29 +104,7 @@ export class Keystore {
    * another user owns it or group or others can write it (the folder may be a link to a folder).
    */
   async checkFolder(): Promise<void> {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(this.dir);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw new KeystoreError("NO_FOLDER", `the keys folder ${this.dir} does not exist`, {
-          path: this.dir,
-          cause: error,
-        });
-      }
-      if (error instanceof Deno.errors.NotADirectory) throw this.#notAFolder(error);
-      throw fsError(error, "open the keys folder", this.dir);
-    }
-    if (!info.isDirectory) throw this.#notAFolder();
-    await checkOwnerAndMode(this.dir, info, "folder");
-  }
-
-  /** The error for a keys path that is not a folder. */
-  #notAFolder(cause?: unknown): KeystoreError {
-    return new KeystoreError("NOT_A_FOLDER", `the keys folder ${this.dir} is not a folder`, {
-      path: this.dir,
-      cause,
-    });
+    await checkKeysFolder(this.dir);
   }
 
   /** Creates the keys folder with mode 0700 unless it exists; returns whether it created it. */
@@ -315,54 +274,17 @@ export class Keystore {
     options: { source?: string } = {},
   ): Promise<AllowOutcome[]> {
     for (const request of requests) checkBytes("key to allow", request.key);
-    return await this.withLock(async () => {
-      const path = this.paths.allowed;
-      const { text, mode } = await readForUpdate(path);
-      const list = parseAllowlist(text);
-      this.#refuseBadLines(path, list.errors);
-
-      const outcomes: AllowOutcome[] = [];
-      const problems: LineError[] = [];
-      const added: AllowEntry[] = [];
-      for (const request of requests) {
-        const known = [...list.entries, ...added];
-        const existing = known.find((entry) => sameKey(entry.key, request.key));
-        if (existing) {
-          outcomes.push({ request, added: false, existing });
-          continue;
-        }
-        const taken = request.label !== undefined &&
-          known.find((entry) => entry.label === request.label);
-        if (taken) {
-          problems.push({
-            line: request.line ?? 0,
-            message: `the label "${request.label}" is already used by ${fingerprint(taken.key)}` +
-              (list.entries.includes(taken) ? ` (line ${taken.line} of ${path})` : ""),
-          });
-          continue;
-        }
-        added.push({ key: request.key, label: request.label, line: 0 });
-        outcomes.push({ request, added: true });
+    const path = this.paths.allowed;
+    return await this.#editLines(path, parseAllowlist, (list) => {
+      const plan = planAllow(list.entries, requests);
+      if (plan.conflicts.length > 0) {
+        throw conflictError(path, list.entries, requests.length, plan.conflicts, options.source);
       }
-      if (problems.length > 0) {
-        throw new KeystoreError(
-          "CONFLICT",
-          problems.length === 1 && requests.length === 1
-            ? problems[0].message
-            : `${problems.length} of the keys conflict with ${path}; nothing was added`,
-          requests.length === 1
-            ? { path, label: requests[0].label }
-            : { path, problems, source: options.source },
-        );
-      }
-      if (added.length > 0) {
-        const lines = [
-          ...list.lines,
-          ...added.map((entry) => formatAllowLine(entry.key, entry.label)),
-        ];
-        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      }
-      return outcomes;
+      const added = plan.added.map((entry) => formatAllowLine(entry.key, entry.label));
+      return {
+        lines: added.length > 0 ? [...list.lines, ...added] : undefined,
+        result: plan.outcomes,
+      };
     });
   }
 
@@ -373,11 +295,8 @@ export class Keystore {
    */
   async revoke(target: Uint8Array | string): Promise<AllowEntry> {
     if (typeof target !== "string") checkBytes("key to revoke", target);
-    return await this.withLock(async () => {
-      const path = this.paths.allowed;
-      const { text, mode } = await readForUpdate(path);
-      const list = parseAllowlist(text);
-      this.#refuseBadLines(path, list.errors);
+    const path = this.paths.allowed;
+    return await this.#editLines(path, parseAllowlist, (list) => {
       const entry = list.entries.find((entry) =>
         typeof target === "string" ? entry.label === target : sameKey(entry.key, target)
       );
@@ -387,13 +306,30 @@ export class Keystore {
           : `the key ${fingerprint(target)} is not allowed`;
         throw new KeystoreError("NOT_FOUND", `${what} in ${path}`, { path });
       }
-      const lines = list.lines.filter((_, index) => index !== entry.line - 1);
-      await writeFileAtomic(
-        path,
-        lines.length === 0 ? "" : lines.join("\n") + "\n",
-        mode ?? PUBLIC_FILE_MODE,
-      );
-      return entry;
+      return { lines: list.lines.filter((_, index) => index !== entry.line - 1), result: entry };
+    });
+  }
+
+  /**
+   * Edits a line-based file under the lock: reads and parses it, refuses it if it has bad lines
+   * (`BAD_FILE`: nothing may be dropped), and writes atomically the lines `edit` returns, in the
+   * file's own mode, or nothing if it returns none.
+   */
+  async #editLines<T, R>(
+    path: string,
+    parse: (text: string) => ParsedFile<T>,
+    edit: (file: ParsedFile<T>) => { lines?: string[]; result: R },
+  ): Promise<R> {
+    return await this.withLock(async () => {
+      const { text, mode } = await readForUpdate(path);
+      const file = parse(text);
+      this.#refuseBadLines(path, file.errors);
+      const { lines, result } = edit(file);
+      if (lines) {
+        const data = lines.length === 0 ? "" : lines.join("\n") + "\n";
+        await writeFileAtomic(path, data, mode ?? PUBLIC_FILE_MODE);
+      }
+      return result;
     });
   }
 
@@ -448,29 +384,10 @@ export class Keystore {
       ...new Set((typeof addresses === "string" ? [addresses] : addresses)
         .map(normalizeAddress)),
     ];
-    return await this.withLock(async () => {
-      const path = this.paths.knownServers;
-      const { text, mode } = await readForUpdate(path);
-      const servers = parseKnownServers(text);
-      this.#refuseBadLines(path, servers.errors);
-      const old = wanted.map((address) => servers.entries.find((e) => e.address === address));
-      const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
-        old.find((entry) => entry);
-      if (before && !sameKey(before.key, key) && !options.replace) return before.key;
-      const lines = [...servers.lines];
-      let changed = false;
-      wanted.forEach((address, index) => {
-        const entry = old[index];
-        if (entry && sameKey(entry.key, key)) return;
-        const line = formatKnownServerLine(address, key);
-        if (entry) lines[entry.line - 1] = line;
-        else lines.push(line);
-        changed = true;
-      });
-      if (changed) {
-        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      }
-      return before?.key;
+    const path = this.paths.knownServers;
+    return await this.#editLines(path, parseKnownServers, (servers) => {
+      const { before, lines } = pinLines(servers, wanted, key, options.replace ?? false);
+      return { lines, result: before };
     });
   }
 }
