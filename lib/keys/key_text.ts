@@ -135,16 +135,7 @@ function parseBase64Key(text: string, fail: (reason: string) => SyntaxError): Ui
   if (BASE64_KEY.test(text) && !BASE64_LAST_CHARACTERS.includes(text[42])) {
     throw fail("non-canonical base64 (the character before '=' has stray low bits)");
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = base64.decode(text);
-  } catch {
-    throw fail("invalid base64");
-  }
-  if (bytes.length !== KEY_BYTES) {
-    throw fail(`base64 of ${bytes.length} bytes, expected ${KEY_BYTES}`);
-  }
-  return bytes;
+  return decodeKey(() => base64.decode(text), fail, "invalid base64", "base64 of");
 }
 
 // --- Secret keys ----------------------------------------------------------------
@@ -223,14 +214,28 @@ function decodeBech32(
     }
     throw fail("bad checksum (a typing error?)");
   }
+  return decodeKey(() => bech32.fromWords(words), fail, "it has non-zero padding bits", "it holds");
+}
+
+/**
+ * The 32 bytes `decode` returns from text a user gave, or `fail(reason)`: `undecodable` if it
+ * throws, `holding N bytes, expected 32` if it returns another length. The parse-side twin of
+ * `checkBytes`, whose RangeError is for a caller's bug, not a typing error.
+ */
+function decodeKey(
+  decode: () => Uint8Array,
+  fail: (reason: string) => SyntaxError,
+  undecodable: string,
+  holding: string,
+): Uint8Array {
   let bytes: Uint8Array;
   try {
-    bytes = bech32.fromWords(words);
+    bytes = decode();
   } catch {
-    throw fail("it has non-zero padding bits");
+    throw fail(undecodable);
   }
   if (bytes.length !== KEY_BYTES) {
-    throw fail(`it holds ${bytes.length} bytes, expected ${KEY_BYTES}`);
+    throw fail(`${holding} ${bytes.length} bytes, expected ${KEY_BYTES}`);
   }
   return bytes;
 }
