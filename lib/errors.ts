@@ -93,7 +93,7 @@ export class ConnectError extends Error {
   }
 }
 
-/** What went wrong, for callers that branch (the CLI adds hints per code). */
+/** What went wrong, for callers that branch (the CLI words hints per code and facts). */
 export type KeystoreErrorCode =
   | "NO_FOLDER" // the keys folder does not exist
   | "NOT_A_FOLDER" // the keys path is a file
@@ -107,28 +107,85 @@ export type KeystoreErrorCode =
   | "NOT_FOUND" // revoke: no such key or label
   | "IO"; // the operating system refused (permission, full disk…)
 
-/** A keystore failure: a message that names the file, hints that say what to do, bad lines. */
-export class KeystoreError extends Error {
+/** What the operating system refused a keystore file operation with (`IO`). */
+export type KeystoreOsError =
+  | "permission-denied"
+  | "no-space"
+  | "quota"
+  | "read-only"
+  | "not-found"
+  | "not-a-folder"
+  | "is-a-folder"
+  | "not-utf8"
+  | "other";
+
+/**
+ * The facts of a keystore failure, each set only where it is the problem, so that the command
+ * line can say what to do (lib/cli/output.ts): lib/ never words a hint.
+ */
+export interface KeystoreFacts {
+  /** The file or folder concerned. */
+  path?: string;
+  /** `path` is the keys folder itself, not a file in it. */
+  isFolder?: boolean;
+  /** `path` is a symbolic link where a plain file belongs (`UNSAFE`). */
+  isSymlink?: boolean;
+  /** With `isSymlink`: the link leads nowhere (its target does not exist). */
+  dangling?: boolean;
+  /** The owner of `path`, when it is not us (nor root) (`UNSAFE`). */
+  owner?: number;
+  /** Our user id, with `owner`. */
+  me?: number;
+  /** The permission bits of `path`, when they let others in (`INSECURE_MODE`, `UNSAFE`). */
+  mode?: number;
+  /** `path` was replaced between its check and its opening (`UNSAFE`). */
+  replaced?: boolean;
+  /** What the operating system said (`IO`). */
+  os?: KeystoreOsError;
+  /** For a failed write (`IO`): whether `path` existed (and is unchanged) or was not created. */
+  existed?: boolean;
+  /** The public key of the secret key, when `identity.pub` holds another (`BAD_IDENTITY`). */
+  publicKey?: Uint8Array;
+  /** The label a single request wanted, when another key has it (`CONFLICT`). */
+  label?: string;
+}
+
+/**
+ * A keystore failure: a message that names the file, the facts behind it (`KeystoreFacts`) and
+ * bad lines. What to do about it is worded by the command line, from `code` and the facts.
+ */
+export class KeystoreError extends Error implements KeystoreFacts {
   /** What went wrong. */
   readonly code: KeystoreErrorCode;
-  /** What to do about it, one sentence each. */
-  readonly hints: string[];
   /** Bad lines, with `source` the file (or input) they belong to. */
   readonly problems: LineError[];
   /** The file or input `problems` refer to. */
   readonly source?: string;
+  readonly path?: string;
+  readonly isFolder?: boolean;
+  readonly isSymlink?: boolean;
+  readonly dangling?: boolean;
+  readonly owner?: number;
+  readonly me?: number;
+  readonly mode?: number;
+  readonly replaced?: boolean;
+  readonly os?: KeystoreOsError;
+  readonly existed?: boolean;
+  readonly publicKey?: Uint8Array;
+  readonly label?: string;
 
   /** Creates an error; `options.cause` keeps the operating system's error. */
   constructor(
     code: KeystoreErrorCode,
     message: string,
-    options: { hints?: string[]; problems?: LineError[]; source?: string; cause?: unknown } = {},
+    options: KeystoreFacts & { problems?: LineError[]; source?: string; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
+    const { problems = [], source, cause: _cause, ...facts } = options;
+    Object.assign(this, facts);
     this.name = "KeystoreError";
     this.code = code;
-    this.hints = options.hints ?? [];
-    this.problems = options.problems ?? [];
-    this.source = options.source;
+    this.problems = problems;
+    this.source = source;
   }
 }

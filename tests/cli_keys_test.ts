@@ -3,16 +3,12 @@
  * folder and checks stdout, stderr, exit codes and the files left behind.
  */
 import { fileURLToPath } from "node:url";
-import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { defaultKeysDir, resolveKeysDir } from "../lib/cli/context.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
-import {
-  encodePublicKey,
-  encodePublicKeyBase64,
-  fingerprint,
-  parseAllowlist,
-} from "../lib/keys/key_text.ts";
+import { encodePublicKey, encodePublicKeyBase64, fingerprint } from "../lib/keys/key_text.ts";
+import { parseAllowlist } from "../lib/keys/key_files.ts";
 import { CHAT_PERMISSIONS } from "../scripts/permissions.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
@@ -231,6 +227,63 @@ Deno.test({
   },
 });
 
+/** Runs in `cwd`, through sh, the command that the hint line matching `hint` ends with. */
+async function pasteHint(cwd: string, stderr: string, hint: RegExp): Promise<string> {
+  const line = stderr.split("\n").find((line) =>
+    line.startsWith("chat: hint: ") && hint.test(line)
+  );
+  ok(line, `no hint matching ${hint} in:\n${stderr}`);
+  const command = /\b((?:chmod|rm|cp|chown|ls) .*)$/.exec(line)![1];
+  const run = await new Deno.Command("sh", { args: ["-c", command], cwd, stderr: "piped" })
+    .output();
+  strictEqual(run.code, 0, `${command}: ${new TextDecoder().decode(run.stderr)}`);
+  return command;
+}
+
+Deno.test({
+  name: "the commands in keys folder hints work pasted as printed, in a folder with a space",
+  ignore: !isPosix,
+  fn: async () => {
+    await inTempDir(async (dir) => {
+      const keys = ["--keys", "my keys"];
+      const key = (await chat(dir, [...keys, "keygen"])).stdout;
+
+      await Deno.chmod(`${dir}/my keys/identity`, 0o640);
+      const secret = await chat(dir, [...keys, "pubkey"]);
+      expect(secret, 1, /accessible by group or others \(mode 0640\)/, "");
+      strictEqual(await pasteHint(dir, secret.stderr, /chmod 600/), "chmod 600 'my keys/identity'");
+      expect(await chat(dir, [...keys, "pubkey"]), 0, undefined, key);
+
+      // a link where identity.pub belongs: copied over by the hint, so the file stays the same
+      await Deno.rename(`${dir}/my keys/identity.pub`, `${dir}/pub`);
+      await Deno.symlink(`${dir}/pub`, `${dir}/my keys/identity.pub`);
+      const linked = await chat(dir, [...keys, "pubkey"]);
+      expect(linked, 1, /identity\.pub is a symbolic link/, "");
+      await pasteHint(dir, linked.stderr, /cp /);
+      strictEqual((await Deno.lstat(`${dir}/my keys/identity.pub`)).isSymlink, false);
+      expect(await chat(dir, [...keys, "pubkey"]), 0, undefined, key);
+
+      // a .lock link to nowhere: removed, never copied (there is nothing to copy)
+      await Deno.remove(`${dir}/my keys/.lock`);
+      await Deno.symlink(`${dir}/nowhere`, `${dir}/my keys/.lock`);
+      const lock = await chat(dir, [...keys, "allow", encodePublicKey(newKey())]);
+      expect(lock, 1, /\.lock is a symbolic link/, "");
+      ok(!/chat: hint: .*\bcp /.test(lock.stderr), lock.stderr);
+      strictEqual(await pasteHint(dir, lock.stderr, /rm /), "rm 'my keys/.lock'");
+      expect(await chat(dir, [...keys, "allow", encodePublicKey(newKey())]), 0, /allowed /);
+      await rejects(Deno.lstat(`${dir}/nowhere`), Deno.errors.NotFound);
+
+      // commands of chat itself carry the --keys they need
+      await Deno.remove(`${dir}/my keys`, { recursive: true });
+      const gone = await chat(dir, [...keys, "pubkey"]);
+      match(
+        gone.stderr,
+        /^chat: hint: create it and your identity with: chat --keys 'my keys' keygen$/m,
+      );
+    });
+  },
+});
+
 Deno.test("chat pubkey refuses an identity.pub that does not match the secret key", async () => {
   await inTempDir(async (dir) => {
     await chat(dir, ["keygen"]);
@@ -310,7 +363,7 @@ Deno.test("chat allow refuses invalid keys with the reason and writes nothing", 
     for (const [text, reason] of bad) {
       const result = await chat(dir, ["allow", text]);
       expect(result, 1, reason, "");
-      match(result.stderr, /^chat: error: Cannot parse public key "/);
+      match(result.stderr, /^chat: error: cannot parse public key "/);
       match(result.stderr, /chat: hint: a public key is chat1…/);
     }
     strictEqual(await readOrUndefined(`${dir}/keys/allowed`), undefined);
@@ -323,10 +376,10 @@ Deno.test("chat allow refuses bad labels: a newline, a space, too long, taken", 
     await chat(dir, ["allow", encodePublicKey(newKey()), "--name", "alice"]);
     const before = await Deno.readTextFile(`${dir}/keys/allowed`);
     const cases: [string, RegExp][] = [
-      ["a\nb", /Invalid label "a\\nb": it contains a line break/],
-      ["a b", /Invalid label "a b": it contains white space/],
+      ["a\nb", /invalid label "a\\nb": it contains a line break/],
+      ["a b", /invalid label "a b": it contains white space/],
       ["x".repeat(33), /it is 33 characters long; the limit is 32/],
-      ["", /Invalid label "": it is empty/],
+      ["", /invalid label "": it is empty/],
       ["alice", /the label "alice" is already used by [0-9a-f:]{19} \(line 1 of keys\/allowed\)/],
     ];
     for (const [label, reason] of cases) {
@@ -347,7 +400,7 @@ Deno.test("a bad allowlist line is reported with its number and the file is left
     for (const args of [["allow", encodePublicKey(newKey())], ["revoke", "alice"]]) {
       const result = await chat(dir, args);
       expect(result, 1, /chat: error: keys\/allowed has 1 bad line; nothing was changed\n/, "");
-      match(result.stderr, /chat: error: keys\/allowed:3: Cannot parse public key "chat1typo"/);
+      match(result.stderr, /chat: error: keys\/allowed:3: cannot parse public key "chat1typo"/);
       match(result.stderr, /chat: hint: fix or remove that line in keys\/allowed\n/);
     }
     const listed = await chat(dir, ["allowed"]);
@@ -375,9 +428,9 @@ Deno.test("chat allow - reads KEY [LABEL] lines from stdin, all or nothing", asy
     ].join("\n");
     const refused = await chat(dir, ["allow", "-"], { stdin: bad });
     expect(refused, 1, /chat: error: 3 bad lines on stdin; nothing was added\n/, "");
-    match(refused.stderr, /chat: error: stdin:3: Cannot parse public key "chat1bad"/);
+    match(refused.stderr, /chat: error: stdin:3: cannot parse public key "chat1bad"/);
     match(refused.stderr, /chat: error: stdin:4: expected "KEY \[LABEL\]", found 3 fields/);
-    match(refused.stderr, /chat: error: stdin:6: Invalid label "al\\u0000ice"/);
+    match(refused.stderr, /chat: error: stdin:6: invalid label "al\\u0000ice"/);
     strictEqual(await readOrUndefined(`${dir}/keys/allowed`), undefined);
 
     const good =

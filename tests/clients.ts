@@ -14,7 +14,7 @@ import {
   type ServerPins,
 } from "../lib/chat/client.ts";
 import { type KeyPair, primitives } from "../lib/protocol/crypto.ts";
-import { formatAllowLine } from "../lib/keys/key_text.ts";
+import { formatAllowLine } from "../lib/keys/key_files.ts";
 
 /** Pins that remember nothing: in-process clients trust whatever server they reach. */
 export const NO_PINS: ServerPins = {

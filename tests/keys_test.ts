@@ -6,26 +6,29 @@ import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { base64, bech32, bech32m } from "@scure/base";
 import { primitives } from "../lib/protocol/crypto.ts";
 import {
+  checkBytes,
   encodePublicKey,
   encodePublicKeyBase64,
   encodeSecretKey,
   fingerprint,
-  formatAllowLine,
   formatIdentity,
-  formatKnownServerLine,
   isPublicKey,
-  normalizeAddress,
-  parseAllowLine,
-  parseAllowlist,
   parseIdentity,
-  parseKnownServers,
   parsePublicKey,
   parseSecretKey,
   PUBLIC_KEY_TEXT_LENGTH,
   sameKey,
   SECRET_KEY_TEXT_LENGTH,
-  splitLines,
 } from "../lib/keys/key_text.ts";
+import {
+  formatAllowLine,
+  formatKnownServerLine,
+  normalizeAddress,
+  parseAllowLine,
+  parseAllowlist,
+  parseKnownServers,
+  splitLines,
+} from "../lib/keys/key_files.ts";
 import { isValidName, validateName } from "../lib/protocol/names.ts";
 
 const ZERO = new Uint8Array(32);
@@ -101,112 +104,112 @@ paddedWords[paddedWords.length - 1] |= 1;
 
 /** Bad public keys and the exact error each gives. */
 const BAD_PUBLIC_KEYS: [string, string, string][] = [
-  ["empty", "", `Cannot parse public key "": it is empty`],
+  ["empty", "", `cannot parse public key "": it is empty`],
   [
     "bad checksum",
     NINES_TEXT.slice(0, -1) + "q",
-    `Cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
+    `cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
   ],
   [
     "a typo in the data",
     NINES_TEXT.replace("pyysjzgf", "pyysjzgg"),
-    `Cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
+    `cannot parse public key "chat1pyysjzg…": bad checksum (a typing error?)`,
   ],
   [
     "one character short",
     NINES_TEXT.slice(0, -1),
-    `Cannot parse public key "chat1pyysjzg…": it is 62 characters long, expected 63`,
+    `cannot parse public key "chat1pyysjzg…": it is 62 characters long, expected 63`,
   ],
   [
     "trailing garbage",
     NINES_TEXT + "q",
-    `Cannot parse public key "chat1pyysjzg…": unexpected characters after the key ("q…")`,
+    `cannot parse public key "chat1pyysjzg…": unexpected characters after the key ("q…")`,
   ],
   [
     "trailing punctuation",
     NINES_TEXT + ",",
-    `Cannot parse public key "chat1pyysjzg…": unexpected characters after the key (",…")`,
+    `cannot parse public key "chat1pyysjzg…": unexpected characters after the key (",…")`,
   ],
   [
     "white space inside",
     NINES_TEXT + " alice",
-    `Cannot parse public key "chat1pyysjzg…": it contains white space`,
+    `cannot parse public key "chat1pyysjzg…": it contains white space`,
   ],
   [
     "white space around",
     NINES_TEXT + "\n",
-    `Cannot parse public key "chat1pyysjzg…": it has white space around it`,
+    `cannot parse public key "chat1pyysjzg…": it has white space around it`,
   ],
   [
     "mixed case",
     "Chat1" + NINES_TEXT.slice(5),
-    `Cannot parse public key "Chat1pyysjzg…": it mixes upper and lower case`,
+    `cannot parse public key "Chat1pyysjzg…": it mixes upper and lower case`,
   ],
   [
     "wrong prefix (an age key)",
     bech32.encode("age", bech32.toWords(NINES), false),
-    `Cannot parse public key "age1pyysjzgf…": wrong prefix "age1", expected "chat1"`,
+    `cannot parse public key "age1pyysjzgf…": wrong prefix "age1", expected "chat1"`,
   ],
   [
     "bech32m instead of bech32",
     bech32m.encode("chat", bech32m.toWords(NINES), false),
-    `Cannot parse public key "chat1pyysjzg…": it is bech32m (BIP 350); expected bech32 (BIP 173)`,
+    `cannot parse public key "chat1pyysjzg…": it is bech32m (BIP 350); expected bech32 (BIP 173)`,
   ],
   [
     "31 bytes with a valid checksum",
     bech32.encode("chat", words31, false),
-    `Cannot parse public key "chat1qqqqqqq…": it holds 31 bytes, expected 32`,
+    `cannot parse public key "chat1qqqqqqq…": it holds 31 bytes, expected 32`,
   ],
   [
     "33 bytes with a valid checksum",
     bech32.encode("chat", words33, false),
-    `Cannot parse public key "chat1qqqqqqq…": it holds 33 bytes, expected 32`,
+    `cannot parse public key "chat1qqqqqqq…": it holds 33 bytes, expected 32`,
   ],
   [
     "non-zero padding bits",
     bech32.encode("chat", paddedWords, false),
-    `Cannot parse public key "chat1pyysjzg…": it has non-zero padding bits`,
+    `cannot parse public key "chat1pyysjzg…": it has non-zero padding bits`,
   ],
   [
     "a character outside the bech32 alphabet",
     "chat1bpyysjzgf",
-    `Cannot parse public key "chat1bpyysjzgf": invalid character "b" at position 6`,
+    `cannot parse public key "chat1bpyysjzgf": invalid character "b" at position 6`,
   ],
-  ["only the prefix", "chat1", `Cannot parse public key "chat1": it is too short (5 characters)`],
+  ["only the prefix", "chat1", `cannot parse public key "chat1": it is too short (5 characters)`],
   [
     "base64 of 31 bytes",
     base64.encode(new Uint8Array(31)),
-    `Cannot parse public key "AAAAAAAAAAAA…": base64 of 31 bytes, expected 32`,
+    `cannot parse public key "AAAAAAAAAAAA…": base64 of 31 bytes, expected 32`,
   ],
   [
     "base64 of 33 bytes",
     base64.encode(new Uint8Array(33)),
-    `Cannot parse public key "AAAAAAAAAAAA…": base64 of 33 bytes, expected 32`,
+    `cannot parse public key "AAAAAAAAAAAA…": base64 of 33 bytes, expected 32`,
   ],
   [
     "base64 without padding",
     NINES_BASE64.slice(0, -1),
-    `Cannot parse public key "CQkJCQkJCQkJ…": base64 of the wrong length: 43 characters, expected 44`,
+    `cannot parse public key "CQkJCQkJCQkJ…": base64 of the wrong length: 43 characters, expected 44`,
   ],
   [
     "base64 with trailing garbage",
     NINES_BASE64 + "x",
-    `Cannot parse public key "CQkJCQkJCQkJ…": unexpected characters after the key ("x…")`,
+    `cannot parse public key "CQkJCQkJCQkJ…": unexpected characters after the key ("x…")`,
   ],
   [
     "non-canonical base64",
     NINES_BASE64.slice(0, 42) + "l=",
-    `Cannot parse public key "CQkJCQkJCQkJ…": non-canonical base64 (the character before '=' has stray low bits)`,
+    `cannot parse public key "CQkJCQkJCQkJ…": non-canonical base64 (the character before '=' has stray low bits)`,
   ],
   [
     "URL-safe base64",
     base64.encode(new Uint8Array(32).fill(0xff)).replaceAll("/", "_"),
-    `Cannot parse public key "____________…": it looks like URL-safe base64 ('-', '_'); use standard base64 ('+', '/')`,
+    `cannot parse public key "____________…": it looks like URL-safe base64 ('-', '_'); use standard base64 ('+', '/')`,
   ],
   [
     "a word",
     "alice",
-    `Cannot parse public key "alice": expected chat1… (63 characters) or 44 characters of base64`,
+    `cannot parse public key "alice": expected chat1… (63 characters) or 44 characters of base64`,
   ],
 ];
 
@@ -222,7 +225,7 @@ Deno.test("parsePublicKey() rejects a secret key without echoing it", () => {
   throws(() => parsePublicKey(secret), (error: Error) => {
     strictEqual(
       error.message,
-      `Cannot parse public key "CHAT-SECRET-KEY-1…": this is a secret key, not a public key ` +
+      `cannot parse public key "CHAT-SECRET-KEY-1…": this is a secret key, not a public key ` +
         `(keep it private)`,
     );
     return true;
@@ -251,7 +254,7 @@ Deno.test("parseSecretKey() errors never contain the key text", () => {
   for (const [input, reason] of cases) {
     throws(() => parseSecretKey(input), {
       name: "SyntaxError",
-      message: `Cannot parse secret key: ${reason}`,
+      message: `cannot parse secret key: ${reason}`,
     });
   }
 });
@@ -276,7 +279,7 @@ Deno.test("parseIdentity() names the bad line", () => {
     message: "line 3: a second secret key (the first is on line 2)",
   });
   throws(() => parseIdentity(`# a\n\nCHAT-SECRET-KEY-1QQ\n`), {
-    message: "line 3: Cannot parse secret key: it is too short (19 characters)",
+    message: "line 3: cannot parse secret key: it is too short (19 characters)",
   });
 });
 
@@ -287,6 +290,29 @@ Deno.test("fingerprint() is the first 8 bytes of SHA-256 as four groups of hex",
   ok(/^[0-9a-f]{4}(:[0-9a-f]{4}){3}$/.test(fingerprint(key)));
   strictEqual(fingerprint(parsePublicKey(encodePublicKeyBase64(key))), fingerprint(key));
   throws(() => fingerprint(new Uint8Array(31)), RangeError);
+});
+
+Deno.test("checkBytes() takes exactly 32 bytes by default and names what it refused", () => {
+  const key = new Uint8Array(32);
+  strictEqual(checkBytes("public key", key), key);
+  for (const length of [0, 1, 31, 33]) {
+    throws(() => checkBytes("public key", new Uint8Array(length)), {
+      name: "RangeError",
+      message: `public key must be 32 bytes, got ${length}`,
+    });
+  }
+  throws(() => checkBytes("nonce", new Uint8Array(32), 12), {
+    name: "RangeError",
+    message: "nonce must be 12 bytes, got 32",
+  });
+  throws(() => checkBytes("public key", "chat1…" as unknown as Uint8Array), {
+    name: "TypeError",
+    message: "public key must be a Uint8Array, got string",
+  });
+  throws(() => encodePublicKey(new Uint8Array(33)), {
+    name: "RangeError",
+    message: "public key must be 32 bytes, got 33",
+  });
 });
 
 Deno.test("sameKey() compares bytes", () => {
@@ -300,24 +326,24 @@ Deno.test("validateName() accepts NAME_PATTERN and says what is wrong otherwise"
     ok(isValidName(name));
   }
   const cases: [string, string][] = [
-    ["", `Invalid label "": it is empty`],
-    ["a\nb", `Invalid label "a\\nb": it contains a line break`],
-    ["a\r", `Invalid label "a\\r": it contains a line break`],
+    ["", `invalid label "": it is empty`],
+    ["a\nb", `invalid label "a\\nb": it contains a line break`],
+    ["a\r", `invalid label "a\\r": it contains a line break`],
     [
       "a b",
-      `Invalid label "a b": it contains white space; use 1 to 32 letters, digits, '-', '_' or '.'`,
+      `invalid label "a b": it contains white space; use 1 to 32 letters, digits, '-', '_' or '.'`,
     ],
     [
       "a".repeat(33),
-      `Invalid label "${"a".repeat(33)}": it is 33 characters long; the limit is 32`,
+      `invalid label "${"a".repeat(33)}": it is 33 characters long; the limit is 32`,
     ],
     [
       "al#ce",
-      `Invalid label "al#ce": "#" is not allowed; use 1 to 32 letters, digits, '-', '_' or '.'`,
+      `invalid label "al#ce": "#" is not allowed; use 1 to 32 letters, digits, '-', '_' or '.'`,
     ],
     [
       "élise",
-      `Invalid label "élise": "é" is not allowed; use 1 to 32 letters, digits, '-', '_' or '.'`,
+      `invalid label "élise": "é" is not allowed; use 1 to 32 letters, digits, '-', '_' or '.'`,
     ],
   ];
   for (const [name, message] of cases) {
@@ -374,11 +400,11 @@ Deno.test("parseAllowlist() returns entries and every bad line with its number",
   deepStrictEqual(list.errors.map((error) => error.line), [4, 6, 7, 8]);
   strictEqual(
     list.errors[0].message,
-    `Cannot parse public key "chat1notakey": invalid character "o" at position 7`,
+    `cannot parse public key "chat1notakey": invalid character "o" at position 7`,
   );
   strictEqual(list.errors[1].message, "the key is already listed on line 3");
   strictEqual(list.errors[2].message, `the label "alice" is already used on line 3`);
-  ok(list.errors[3].message.startsWith(`Invalid label "bad\\u0007label"`));
+  ok(list.errors[3].message.startsWith(`invalid label "bad\\u0007label"`));
   strictEqual(list.lines.length, 8);
   strictEqual(list.lines[0], "# allowlist");
 });
@@ -413,7 +439,7 @@ Deno.test("parseKnownServers() reads host:port KEY lines and reports bad ones", 
   strictEqual(servers.errors[0].message, "example.org:7447 is already listed on line 2");
   strictEqual(
     servers.errors[1].message,
-    `Invalid server address "nohost": expected "host:port" (IPv6 as "[::1]:port")`,
+    `invalid server address "nohost": expected "host:port" (IPv6 as "[::1]:port")`,
   );
   strictEqual(servers.errors[2].message, `expected "HOST:PORT KEY", found 3 field(s)`);
   strictEqual(formatKnownServerLine("Example.org:7447", NINES), `example.org:7447 ${NINES_TEXT}`);

@@ -3,10 +3,13 @@
  * known servers under the lock. Each test works in its own temporary folder.
  */
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import { encodePublicKey, formatIdentity, parseAllowlist } from "../lib/keys/key_text.ts";
-import { Keystore, writeFileAtomic } from "../lib/keys/keystore.ts";
+import { encodePublicKey, formatIdentity } from "../lib/keys/key_text.ts";
+import { parseAllowlist } from "../lib/keys/key_files.ts";
+import { Keystore } from "../lib/keys/keystore.ts";
+import { writeFileAtomic } from "../lib/keys/fs.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { KeystoreError } from "../lib/errors.ts";
+import { keystoreHints } from "../lib/cli/output.ts";
 
 const isPosix = Deno.build.os !== "windows";
 
@@ -57,7 +60,15 @@ Deno.test("writeFileAtomic() keeps the old file when the write fails", async () 
       writeFileAtomic(`${dir}/missing/file`, "x", 0o644),
       (error: unknown) => {
         isCode("IO", /no such file or folder/)(error);
-        deepStrictEqual((error as KeystoreError).hints, [`${dir}/missing/file was not created`]);
+        const { path, os, existed } = error as KeystoreError;
+        deepStrictEqual({ path, os, existed }, {
+          path: `${dir}/missing/file`,
+          os: "not-found",
+          existed: false,
+        });
+        deepStrictEqual(keystoreHints(error as KeystoreError), [
+          `${dir}/missing/file was not created`,
+        ]);
         return true;
       },
     );
@@ -110,7 +121,9 @@ Deno.test({
         await Deno.chmod(store.paths.identity, mode);
         await rejects(store.loadIdentity(), (error: unknown) => {
           isCode("INSECURE_MODE", /is accessible by group or others \(mode 0[0-7]{3}\)/)(error);
-          deepStrictEqual((error as KeystoreError).hints, [
+          strictEqual((error as KeystoreError).path, store.paths.identity);
+          strictEqual((error as KeystoreError).mode, mode);
+          deepStrictEqual(keystoreHints(error as KeystoreError), [
             `make it private with: chmod 600 ${store.paths.identity}`,
           ]);
           return true;
@@ -300,5 +313,24 @@ Deno.test("pinServer() pins a name and its IP address in one write, or neither",
       await Deno.readTextFile(store.paths.knownServers),
       `127.0.0.1:7447 ${encodePublicKey(key(2))}\nlocalhost:7447 ${encodePublicKey(key(2))}\n`,
     );
+  });
+});
+
+Deno.test("allow(), revoke() and pinServer() refuse a key that is not 32 bytes, writing nothing", async () => {
+  await inTempDir(async (dir) => {
+    const store = new Keystore(dir);
+    await rejects(store.allow([{ key: key(1) }, { key: new Uint8Array(31) }]), {
+      name: "RangeError",
+      message: "key to allow must be 32 bytes, got 31",
+    });
+    await rejects(store.revoke(new Uint8Array(33)), {
+      name: "RangeError",
+      message: "key to revoke must be 32 bytes, got 33",
+    });
+    await rejects(store.pinServer("example.org:7447", new Uint8Array(0)), {
+      name: "RangeError",
+      message: "server key must be 32 bytes, got 0",
+    });
+    deepStrictEqual(await names(dir), []);
   });
 });

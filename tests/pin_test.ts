@@ -6,12 +6,8 @@
 import { assert, inTempDir } from "./helpers.ts";
 import { Sandbox } from "./process.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
-import {
-  encodePublicKey,
-  parseKnownServers,
-  parsePublicKey,
-  sameKey,
-} from "../lib/keys/key_text.ts";
+import { encodePublicKey, parsePublicKey, sameKey } from "../lib/keys/key_text.ts";
+import { parseKnownServers } from "../lib/keys/key_files.ts";
 import { Keystore } from "../lib/keys/keystore.ts";
 import { joinServer } from "../lib/chat/client.ts";
 import { ServerKeyChangedError, ServerRefusedError } from "../lib/errors.ts";

@@ -6,7 +6,7 @@
  */
 import { type ChatEnd, type ChatHandlers, ClientChat, joinServer } from "../../lib/chat/client.ts";
 import { type KeyPair } from "../../lib/protocol/crypto.ts";
-import { formatAllowLine } from "../../lib/keys/key_text.ts";
+import { formatAllowLine } from "../../lib/keys/key_files.ts";
 import { numberOption } from "../options.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
 import { CHAT_PERMISSIONS } from "../../scripts/permissions.ts";

@@ -3,8 +3,9 @@
  * `KEY [LABEL]`): adds keys to the allowlist. Every input is checked before anything is written.
  * @module
  */
-import { fingerprint, parseAllowlist } from "../keys/key_text.ts";
-import type { AllowRequest } from "../keys/keystore.ts";
+import { fingerprint } from "../keys/key_text.ts";
+import { parseAllowlist } from "../keys/key_files.ts";
+import type { AllowRequest } from "../keys/allowlist.ts";
 import { type Context, parseKeyArgument, parseLabelArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
 import { Exit } from "./exit.ts";

@@ -3,8 +3,8 @@
  * @module
  */
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
-import type { Context } from "./context.ts";
-import { printData, printError, printInfo } from "./output.ts";
+import { commandPrefix, type Context } from "./context.ts";
+import { badLinesHint, printData, printError, printInfo } from "./output.ts";
 import { Exit } from "./exit.ts";
 
 /** Shown in the label column for a key without a label (never a valid label). */
@@ -28,14 +28,17 @@ export async function allowed(context: Context): Promise<number> {
     const count = list.errors.length;
     printError(
       `${keystore.paths.allowed} has ${count} bad line${count === 1 ? "" : "s"}`,
-      [`fix or remove ${count === 1 ? "that line" : "those lines"} in ${keystore.paths.allowed}`],
+      [badLinesHint(keystore.paths.allowed, count)],
       list.errors,
       keystore.paths.allowed,
     );
     return Exit.ERROR;
   }
   if (list.entries.length === 0) {
-    printInfo(`the allowlist ${keystore.paths.allowed} is empty; add a key with: chat allow KEY`);
+    printInfo(
+      `the allowlist ${keystore.paths.allowed} is empty; add a key with: ` +
+        `${commandPrefix(context)} allow KEY`,
+    );
   }
   return Exit.OK;
 }

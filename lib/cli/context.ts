@@ -13,7 +13,7 @@ import {
 } from "../keys/key_text.ts";
 import { Keystore } from "../keys/keystore.ts";
 import { validateName } from "../protocol/names.ts";
-import { UserError } from "./output.ts";
+import { setCommandPrefix, shellWord, UserError } from "./output.ts";
 import { Exit } from "./exit.ts";
 
 /** The name of the per-user keys folder (in `$XDG_CONFIG_HOME`, `~/.config` or `%APPDATA%`). */
@@ -130,10 +130,15 @@ export function resolveKeysDir(
   return { dir, from: "default" };
 }
 
-/** The context of a command, from the global options and the environment. */
+/**
+ * The context of a command, from the global options and the environment. Also makes the
+ * commands printed in hints start with the `--keys DIR` it was given (`setCommandPrefix`).
+ */
 export function createContext(options: GlobalOptions): Context {
   const { dir, from } = resolveKeysDir(options.keys, Deno.env.get(KEYS_ENV));
-  return { keysDir: dir, keysFrom: from, keystore: new Keystore(dir) };
+  const context: Context = { keysDir: dir, keysFrom: from, keystore: new Keystore(dir) };
+  setCommandPrefix(commandPrefix(context)); // the commands in hints of this run
+  return context;
 }
 
 /**
@@ -144,11 +149,6 @@ export function commandPrefix(context: Context, withKeys = true): string {
   return withKeys && context.keysFrom === "flag"
     ? `chat --keys ${shellWord(context.keysDir)}`
     : "chat";
-}
-
-/** `text` as one shell word: as it is when that is safe, else in single quotes. */
-export function shellWord(text: string): string {
-  return /^[A-Za-z0-9_./~:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Says which keys folder a new identity went to when the user did not choose it. */

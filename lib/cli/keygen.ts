@@ -5,7 +5,7 @@
  */
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { type Context, describeDefaultFolder } from "./context.ts";
-import { printData, printInfo, printWarning, UserError } from "./output.ts";
+import { keystoreHints, printData, printInfo, printWarning, UserError } from "./output.ts";
 import { KeystoreError } from "../errors.ts";
 import { Exit } from "./exit.ts";
 
@@ -24,10 +24,7 @@ export async function keygen(context: Context, options: KeygenOptions): Promise<
   } catch (error) {
     if (error instanceof KeystoreError && error.code === "IDENTITY_EXISTS") {
       throw new UserError(`there is already an identity in ${keystore.dir}`, {
-        hints: [
-          "print its public key with: chat pubkey",
-          "replace it with: chat keygen --force (the old secret key is lost)",
-        ],
+        hints: keystoreHints(error),
       });
     }
     throw error;

@@ -4,8 +4,10 @@
  * say what to do (the style of age's `tui.go`). Also turns any thrown error into an exit code.
  * @module
  */
-import type { LineError } from "../keys/key_text.ts";
-import { KeystoreError } from "../errors.ts";
+import { basename, dirname } from "node:path";
+import { KeystoreError, type LineError } from "../errors.ts";
+import { encodePublicKey } from "../keys/key_text.ts";
+import { KEY_FILES } from "../keys/keystore.ts";
 import { Exit } from "./exit.ts";
 import { sanitize } from "../chat/untrusted.ts";
 
@@ -118,23 +120,139 @@ function oneLine(text: string): string {
   return sanitize(text.replace(/\r?\n/g, "\\n"));
 }
 
-/** Hints the command line adds to a keystore failure, by code. */
-function keystoreHints(error: KeystoreError): string[] {
+/** `text` as one shell word: as it is when that is safe, else in single quotes. */
+export function shellWord(text: string): string {
+  // "~" only inside a word: at its start the shell would expand it
+  return /^[A-Za-z0-9_./:@%+=,-][A-Za-z0-9_./~:@%+=,-]*$/.test(text)
+    ? text
+    : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A path as a shell word that no command takes for an option (`./-x`, not `-x`). */
+export function pathWord(path: string): string {
+  return shellWord(path.startsWith("-") ? `./${path}` : path);
+}
+
+/** How the commands in hints start (`chat`, or `chat --keys DIR`); see `setCommandPrefix`. */
+let commandStart = "chat";
+
+/**
+ * Sets how the commands printed in hints start, so that they work pasted in the same shell:
+ * `chat --keys DIR` when the command was given `--keys` (lib/cli/context.ts).
+ */
+export function setCommandPrefix(prefix: string): void {
+  commandStart = prefix;
+}
+
+/** The hint for a file with bad lines (`count` of them). */
+export function badLinesHint(path: string, count: number): string {
+  return `fix or remove ${count === 1 ? "that line" : "those lines"} in ${path}`;
+}
+
+/**
+ * What to do about a keystore failure, worded from its code and facts; every command in it
+ * works pasted as printed (paths as shell words, `chat` with the `--keys` this run was given).
+ */
+export function keystoreHints(error: KeystoreError, chat: string = commandStart): string[] {
+  const path = pathWord(error.path ?? "");
   const elsewhere = "or use another keys folder: --keys DIR or CHAT_KEYS=DIR";
   switch (error.code) {
     case "NO_FOLDER":
-      return ["create it and your identity with: chat keygen", elsewhere];
+      return [`create it and your identity with: ${chat} keygen`, elsewhere];
     case "NO_IDENTITY":
-      return ["create one with: chat keygen", elsewhere];
+      return [`create one with: ${chat} keygen`, elsewhere];
     case "NOT_A_FOLDER":
       return ["give a folder with --keys DIR or CHAT_KEYS=DIR"];
+    case "IDENTITY_EXISTS":
+      return [
+        `print its public key with: ${chat} pubkey`,
+        `replace it with: ${chat} keygen --force (the old secret key is lost)`,
+      ];
     case "NOT_FOUND":
-      return ["list the allowlist with: chat allowed"];
+      return [`list the allowlist with: ${chat} allowed`];
     case "CONFLICT":
-      return ["choose another label with --name LABEL, or free it first with: chat revoke LABEL"];
-    default:
-      return [];
+      return [
+        "choose another label with --name LABEL, or free it first with: " +
+        `${chat} revoke ${error.label === undefined ? "LABEL" : shellWord(error.label)}`,
+      ];
+    case "INSECURE_MODE":
+      return [`make it private with: chmod 600 ${path}`];
+    case "BAD_IDENTITY":
+      return error.publicKey === undefined ? [] : [
+        `the secret key decides: its public key is ${encodePublicKey(error.publicKey)}`,
+        `${error.path} is derived from it: remove it with: rm ${path}, or restore the matching ` +
+        "pair",
+      ];
+    case "BAD_FILE":
+      return [badLinesHint(error.path ?? "the file", error.problems.length)];
+    case "UNSAFE":
+      return unsafeHints(error, path);
+    case "IO":
+      return ioHints(error, path);
   }
+}
+
+/** Hints for `UNSAFE`: a link, another user's entry, a mode that lets others write. */
+function unsafeHints(error: KeystoreError, path: string): string[] {
+  // `.lock` is an empty file chat creates again: removing it is the whole fix
+  const isLock = error.path !== undefined && basename(error.path) === KEY_FILES.lock;
+  const copyOver = `cp ${path} ${path}.new && mv ${path}.new ${path}`;
+  if (error.isSymlink) {
+    if (isLock) return [`remove the link (chat makes a new ${KEY_FILES.lock}): rm ${path}`];
+    if (error.dangling) return [`it leads nowhere: remove it with: rm ${path}`];
+    return [`replace it with a copy of the file it points to: ${copyOver}`];
+  }
+  if (error.owner !== undefined && error.isFolder) {
+    return [
+      "use a keys folder of your own: --keys DIR or CHAT_KEYS=DIR",
+      `or, if its files are yours, check them and take it over (as root): ` +
+      `chown -R ${error.me} ${path}`,
+    ];
+  }
+  if (error.owner !== undefined) {
+    return [
+      isLock
+        ? `remove it (chat makes a new one): rm ${path}`
+        : `check it, then make it yours with: ${copyOver}`,
+      `or (as root): chown ${error.me} ${path}`,
+    ];
+  }
+  if (error.mode !== undefined && error.isFolder) {
+    return [
+      `make it private with: chmod 700 ${path}`,
+      `then check ${KEY_FILES.allowed} and ${KEY_FILES.knownServers} in it: ` +
+      "someone may have changed them",
+    ];
+  }
+  if (error.mode !== undefined) {
+    return [`check it, then remove their write access with: chmod go-w ${path}`];
+  }
+  if (error.replaced) return ["check who else writes the keys folder, then try again"];
+  return [];
+}
+
+/** Hints for `IO`: what to do about what the system said, and whether the file was touched. */
+function ioHints(error: KeystoreError, path: string): string[] {
+  const hints: string[] = [];
+  switch (error.os) {
+    case "permission-denied":
+      hints.push(
+        `check the owner and mode of it and its folder: ls -ld ${path} ` +
+          pathWord(dirname(error.path ?? ".")),
+      );
+      break;
+    case "no-space":
+    case "quota":
+      hints.push("free some disk space");
+      break;
+    case "read-only":
+      hints.push("use a writable keys folder: --keys DIR or CHAT_KEYS=DIR");
+      break;
+  }
+  if (error.existed !== undefined) {
+    hints.push(error.existed ? `${error.path} is unchanged` : `${error.path} was not created`);
+  }
+  return hints;
 }
 
 /**
@@ -148,12 +266,7 @@ export function reportError(error: unknown): number {
     return error.exitCode;
   }
   if (error instanceof KeystoreError) {
-    printError(
-      error.message,
-      [...error.hints, ...keystoreHints(error)],
-      error.problems,
-      error.source,
-    );
+    printError(error.message, keystoreHints(error), error.problems, error.source);
     return Exit.ERROR;
   }
   const message = error instanceof Error ? error.message : String(error);

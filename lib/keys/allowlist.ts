@@ -4,7 +4,9 @@
  * an AllowlistReader that parses the file only when its text changed.
  * @module
  */
-import { type AllowEntry, encodePublicKey, type LineError, parseAllowlist } from "./key_text.ts";
+import { encodePublicKey, fingerprint, sameKey } from "./key_text.ts";
+import { KeystoreError } from "../errors.ts";
+import { type AllowEntry, type LineError, parseAllowlist } from "./key_files.ts";
 import type { Keystore } from "./keystore.ts";
 
 /** Lowercase hex of a key: the cheap, exact lookup form (no checksum to compute per lookup). */
@@ -96,4 +98,106 @@ export class AllowlistReader {
     this.#cached = { text, allowlist };
     return allowlist;
   }
+}
+
+/** A request to allow one key; `line` is where it came from (stdin), for error messages. */
+export interface AllowRequest {
+  /** The 32-byte public key. */
+  key: Uint8Array;
+  /** Optional label (already validated). */
+  label?: string;
+  /** 1-based line number in the input it came from. */
+  line?: number;
+}
+
+/** What `Keystore.allow` did with one request. */
+export interface AllowOutcome {
+  /** The request. */
+  request: AllowRequest;
+  /** True if a line was added; false if the key was already allowed. */
+  added: boolean;
+  /** The entry the key already had (when `added` is false). */
+  existing?: AllowEntry;
+}
+
+/** A request whose label another key has (`holder`: in the file, or added before it). */
+export interface AllowConflict {
+  request: AllowRequest;
+  holder: AllowEntry;
+}
+
+/** What allowing `requests` in turn comes to, decided before anything is written. */
+export interface AllowPlan {
+  /** One per request that does not conflict, in order. */
+  outcomes: AllowOutcome[];
+  /** The entries to add (`line` 0: they have none yet). */
+  added: AllowEntry[];
+  /** The requests whose label is taken; if any, nothing may be added. */
+  conflicts: AllowConflict[];
+}
+
+/**
+ * Plans adding `requests` to an allowlist of `entries`: a key already there (or earlier in
+ * `requests`) is left alone, a label already taken is a conflict.
+ *
+ * @example
+ * ```ts
+ * import { planAllow } from "./allowlist.ts";
+ * const alice = { key: new Uint8Array(32).fill(1), label: "alice", line: 1 };
+ * const plan = planAllow([alice], [{ key: new Uint8Array(32).fill(2), label: "alice" }]);
+ * plan.conflicts.length; // 1
+ * ```
+ */
+export function planAllow(
+  entries: readonly AllowEntry[],
+  requests: readonly AllowRequest[],
+): AllowPlan {
+  const plan: AllowPlan = { outcomes: [], added: [], conflicts: [] };
+  for (const request of requests) {
+    const known = [...entries, ...plan.added];
+    const existing = known.find((entry) => sameKey(entry.key, request.key));
+    if (existing) {
+      plan.outcomes.push({ request, added: false, existing });
+      continue;
+    }
+    const holder = request.label === undefined
+      ? undefined
+      : known.find((entry) => entry.label === request.label);
+    if (holder) {
+      plan.conflicts.push({ request, holder });
+      continue;
+    }
+    plan.added.push({ key: request.key, label: request.label, line: 0 });
+    plan.outcomes.push({ request, added: true });
+  }
+  return plan;
+}
+
+/**
+ * The `CONFLICT` error of `Keystore.allow`: every request whose label another key has, with
+ * the line of `path` that has it; for a single request, its label.
+ */
+export function conflictError(
+  path: string,
+  entries: readonly AllowEntry[],
+  requestCount: number,
+  conflicts: readonly AllowConflict[],
+  source: string | undefined,
+): KeystoreError {
+  const problems = conflicts.map(({ request, holder }) => ({
+    line: request.line ?? 0,
+    message: `the label "${request.label}" is already used by ${fingerprint(holder.key)}` +
+      (entries.includes(holder) ? ` (line ${holder.line} of ${path})` : ""),
+  }));
+  if (requestCount === 1) {
+    return new KeystoreError("CONFLICT", problems[0].message, {
+      path,
+      label: conflicts[0].request.label,
+    });
+  }
+  return new KeystoreError(
+    "CONFLICT",
+    `${problems.length} of the keys conflict with ${path}; nothing was added`,
+    { path, problems, source },
+  );
 }

@@ -1,18 +1,17 @@
 /**
  * Key text: public keys (`chat1…`, bech32 per BIP 173, or the 44-character standard base64 that
- * WireGuard uses), secret keys (`CHAT-SECRET-KEY-1…`), fingerprints, and the line formats of the
- * identity file, the allowlist and `known_servers`. Pure: no files, no output.
+ * WireGuard uses), secret keys (`CHAT-SECRET-KEY-1…`), fingerprints, and the identity file that
+ * holds a secret key. The allowlist and `known_servers` lines are in key_files.ts. Pure: no
+ * files, no output.
  * @module
  */
 import { base64, bech32, bech32m } from "@scure/base";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { canonicalHost, isIPv6 } from "./address.ts";
 import { KEY_BYTES, PUBLIC_KEY_HRP, SECRET_KEY_HRP } from "../protocol/constants.ts";
 import { type KeyPair, primitives } from "../protocol/crypto.ts";
-import { validateName } from "../protocol/names.ts";
+import { abytes } from "../protocol/bytes.ts";
 
 export type { KeyPair };
-import type { LineError } from "../errors.ts";
 
 /** Length of a public key in bech32 text: `chat1`, 52 data characters, 6 checksum characters. */
 export const PUBLIC_KEY_TEXT_LENGTH: number = PUBLIC_KEY_HRP.length + 1 + 52 + 6;
@@ -38,7 +37,7 @@ const BASE64_LAST_CHARACTERS = "AEIMQUYcgkosw048";
  * ```
  */
 export function encodePublicKey(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   return bech32.encode(PUBLIC_KEY_HRP, bech32.toWords(publicKey), false);
 }
 
@@ -52,14 +51,14 @@ export function encodePublicKey(publicKey: Uint8Array): string {
  * ```
  */
 export function encodePublicKeyBase64(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   return base64.encode(publicKey);
 }
 
 /**
  * Parses a public key given as `chat1…` (bech32) or as 44 characters of standard base64, and
  * returns its 32 bytes. Throws a `SyntaxError` that says why, for example
- * `Cannot parse public key "chat1qqqqqqqq…": bad checksum (a typing error?)`.
+ * `cannot parse public key "chat1qqqqqqqq…": bad checksum (a typing error?)`.
  * White space is not trimmed: callers trim what they read.
  *
  * @example
@@ -70,17 +69,17 @@ export function encodePublicKeyBase64(publicKey: Uint8Array): string {
  * ```
  */
 export function parsePublicKey(text: string): Uint8Array {
-  if (typeof text !== "string") throw new TypeError(`A public key must be a string`);
+  if (typeof text !== "string") throw new TypeError("a public key must be a string");
   const lower = text.toLowerCase();
   // Never echo a secret key back, not even in part.
   if (lower.startsWith(SECRET_KEY_HRP + "1")) {
     throw new SyntaxError(
-      `Cannot parse public key "${SECRET_KEY_HRP.toUpperCase()}1…": ` +
+      `cannot parse public key "${SECRET_KEY_HRP.toUpperCase()}1…": ` +
         "this is a secret key, not a public key (keep it private)",
     );
   }
   const fail = (reason: string) =>
-    new SyntaxError(`Cannot parse public key ${preview(text)}: ${reason}`);
+    new SyntaxError(`cannot parse public key ${preview(text)}: ${reason}`);
   if (text.length === 0) throw fail("it is empty");
   if (/\s/.test(text)) {
     if (text.trim() !== text) throw fail("it has white space around it");
@@ -137,16 +136,7 @@ function parseBase64Key(text: string, fail: (reason: string) => SyntaxError): Ui
   if (BASE64_KEY.test(text) && !BASE64_LAST_CHARACTERS.includes(text[42])) {
     throw fail("non-canonical base64 (the character before '=' has stray low bits)");
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = base64.decode(text);
-  } catch {
-    throw fail("invalid base64");
-  }
-  if (bytes.length !== KEY_BYTES) {
-    throw fail(`base64 of ${bytes.length} bytes, expected ${KEY_BYTES}`);
-  }
-  return bytes;
+  return decodeKey(() => base64.decode(text), fail, "invalid base64", "base64 of");
 }
 
 // --- Secret keys ----------------------------------------------------------------
@@ -161,7 +151,7 @@ function parseBase64Key(text: string, fail: (reason: string) => SyntaxError): Ui
  * ```
  */
 export function encodeSecretKey(secretKey: Uint8Array): string {
-  checkKeyBytes("secret key", secretKey);
+  checkBytes("secret key", secretKey);
   return bech32.encode(SECRET_KEY_HRP, bech32.toWords(secretKey), false).toUpperCase();
 }
 
@@ -176,8 +166,8 @@ export function encodeSecretKey(secretKey: Uint8Array): string {
  * ```
  */
 export function parseSecretKey(text: string): Uint8Array {
-  if (typeof text !== "string") throw new TypeError(`A secret key must be a string`);
-  const fail = (reason: string) => new SyntaxError(`Cannot parse secret key: ${reason}`);
+  if (typeof text !== "string") throw new TypeError("a secret key must be a string");
+  const fail = (reason: string) => new SyntaxError(`cannot parse secret key: ${reason}`);
   if (text.length === 0) throw fail("it is empty");
   if (/\s/.test(text)) throw fail("it contains white space");
   return decodeBech32(text, SECRET_KEY_HRP, SECRET_KEY_TEXT_LENGTH, fail);
@@ -225,14 +215,28 @@ function decodeBech32(
     }
     throw fail("bad checksum (a typing error?)");
   }
+  return decodeKey(() => bech32.fromWords(words), fail, "it has non-zero padding bits", "it holds");
+}
+
+/**
+ * The 32 bytes `decode` returns from text a user gave, or `fail(reason)`: `undecodable` if it
+ * throws, `holding N bytes, expected 32` if it returns another length. The parse-side twin of
+ * `checkBytes`, whose RangeError is for a caller's bug, not a typing error.
+ */
+function decodeKey(
+  decode: () => Uint8Array,
+  fail: (reason: string) => SyntaxError,
+  undecodable: string,
+  holding: string,
+): Uint8Array {
   let bytes: Uint8Array;
   try {
-    bytes = bech32.fromWords(words);
+    bytes = decode();
   } catch {
-    throw fail("it has non-zero padding bits");
+    throw fail(undecodable);
   }
   if (bytes.length !== KEY_BYTES) {
-    throw fail(`it holds ${bytes.length} bytes, expected ${KEY_BYTES}`);
+    throw fail(`${holding} ${bytes.length} bytes, expected ${KEY_BYTES}`);
   }
   return bytes;
 }
@@ -250,10 +254,9 @@ function preview(text: string): string {
   return JSON.stringify(text.length > 14 ? text.slice(0, 12) + "…" : text);
 }
 
-function checkKeyBytes(what: string, bytes: Uint8Array): void {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
-    throw new RangeError(`A ${what} must be ${KEY_BYTES} bytes, got ${bytes?.length}`);
-  }
+/** `bytes` if it is a key's 32 bytes (or `length`); abytes (protocol/bytes.ts) with a label. */
+export function checkBytes(label: string, bytes: Uint8Array, length: number = KEY_BYTES) {
+  return abytes(bytes, length, label);
 }
 
 // --- Fingerprints and comparison --------------------------------------------------
@@ -269,7 +272,7 @@ function checkKeyBytes(what: string, bytes: Uint8Array): void {
  * ```
  */
 export function fingerprint(publicKey: Uint8Array): string {
-  checkKeyBytes("public key", publicKey);
+  checkBytes("public key", publicKey);
   const hex = [...sha256(publicKey).subarray(0, 8)]
     .map((byte) => byte.toString(16).padStart(2, "0"))
     .join("");
@@ -313,7 +316,8 @@ export function formatIdentity(pair: KeyPair): string {
  */
 export function parseIdentity(text: string): KeyPair {
   let found: { line: number; secretKey: Uint8Array } | undefined;
-  for (const [index, raw] of splitLines(text).entries()) {
+  // "\n" or "\r\n" line endings: the trim takes the "\r", and blank lines are skipped
+  for (const [index, raw] of text.split("\n").entries()) {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) continue;
     if (found) {
@@ -329,204 +333,4 @@ export function parseIdentity(text: string): KeyPair {
   }
   if (!found) throw new SyntaxError("no secret key in the file");
   return { secretKey: found.secretKey, publicKey: primitives.publicKeyOf(found.secretKey) };
-}
-
-// --- Line-based files: allowlist and known servers --------------------------------
-
-/** A line of a file that could not be parsed: 1-based line number and the reason. */
-export type { LineError };
-
-/** The result of parsing a line-based file: good entries, bad lines, and the original lines. */
-export interface ParsedFile<T> {
-  /** Entries in file order. */
-  entries: T[];
-  /** Lines that could not be parsed, in file order; never silently dropped. */
-  errors: LineError[];
-  /** The file's lines without line endings, to rewrite it with comments kept. */
-  lines: string[];
-}
-
-/** One allowlist entry. */
-export interface AllowEntry {
-  /** The 32-byte public key. */
-  key: Uint8Array;
-  /** Optional label, unique within the allowlist. */
-  label?: string;
-  /** 1-based line number in the file (or in the input it came from). */
-  line: number;
-}
-
-/**
- * Parses one allowlist line, `KEY [LABEL] [# comment]`. Returns `undefined` for a blank or
- * comment line, and throws a `SyntaxError` for a bad one.
- *
- * @example
- * ```ts
- * import { parseAllowLine } from "./key_text.ts";
- * parseAllowLine("# servers I trust"); // undefined
- * ```
- */
-export function parseAllowLine(line: string): { key: Uint8Array; label?: string } | undefined {
-  const fields = fieldsOf(line);
-  if (fields.length === 0) return undefined;
-  if (fields.length > 2) {
-    throw new SyntaxError(
-      `expected "KEY [LABEL]", found ${fields.length} fields (a label has no spaces)`,
-    );
-  }
-  const key = parsePublicKey(fields[0]);
-  if (fields.length === 1) return { key };
-  return { key, label: validateName(fields[1], "label") };
-}
-
-/**
- * Formats an allowlist line: the key in `chat1…` form, then the label if any. Throws a
- * `SyntaxError` for an invalid label (a newline, a space, too long…).
- */
-export function formatAllowLine(key: Uint8Array, label?: string): string {
-  const text = encodePublicKey(key);
-  return label === undefined ? text : `${text} ${validateName(label, "label")}`;
-}
-
-/**
- * Parses allowlist text. Every bad line is returned in `errors` with its line number, including a
- * key listed twice and a label used twice.
- *
- * @example
- * ```ts
- * import { parseAllowlist } from "./key_text.ts";
- * parseAllowlist("# none yet\n\nnot-a-key\n").errors[0].line; // 3
- * ```
- */
-export function parseAllowlist(text: string): ParsedFile<AllowEntry> {
-  const lines = splitLines(text);
-  const entries: AllowEntry[] = [];
-  const errors: LineError[] = [];
-  // Maps, not scans: a server re-reads this file for every handshake.
-  const lineOfKey = new Map<string, number>();
-  const lineOfLabel = new Map<string, number>();
-  lines.forEach((raw, index) => {
-    const line = index + 1;
-    try {
-      const parsed = parseAllowLine(raw);
-      if (!parsed) return;
-      const keyText = encodePublicKey(parsed.key);
-      const keyLine = lineOfKey.get(keyText);
-      if (keyLine !== undefined) {
-        throw new SyntaxError(`the key is already listed on line ${keyLine}`);
-      }
-      const labelLine = parsed.label === undefined ? undefined : lineOfLabel.get(parsed.label);
-      if (labelLine !== undefined) {
-        throw new SyntaxError(`the label "${parsed.label}" is already used on line ${labelLine}`);
-      }
-      lineOfKey.set(keyText, line);
-      if (parsed.label !== undefined) lineOfLabel.set(parsed.label, line);
-      entries.push({ ...parsed, line });
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      errors.push({ line, message: error.message });
-    }
-  });
-  return { entries, errors, lines };
-}
-
-/** One pinned server key. */
-export interface KnownServer {
-  /** `host:port` in the form of `normalizeAddress` (IPv6 in brackets). */
-  address: string;
-  /** The server's 32-byte static public key. */
-  key: Uint8Array;
-  /** 1-based line number. */
-  line: number;
-}
-
-/**
- * Checks a server address `host:port` (IPv6 as `[::1]:7447`) and returns it with the host in
- * canonical form (`canonicalHost`: every spelling of an IP address is one, names lowercased), so
- * that one server has one pin. Throws a `SyntaxError` saying what is wrong.
- *
- * @example
- * ```ts
- * import { normalizeAddress } from "./key_text.ts";
- * normalizeAddress("Example.org:7447"); // "example.org:7447"
- * normalizeAddress("127.1:07447"); // "127.0.0.1:7447"
- * ```
- */
-export function normalizeAddress(address: string): string {
-  const fail = (reason: string) =>
-    new SyntaxError(`Invalid server address ${JSON.stringify(address)}: ${reason}`);
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/.exec(address);
-  if (!match) throw fail('expected "host:port" (IPv6 as "[::1]:port")');
-  const port = Number(match[2]);
-  if (port < 1 || port > 65535) throw fail(`port ${match[2]} is not in 1-65535`);
-  let host: string;
-  try {
-    host = canonicalHost(match[1]);
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    throw fail(error.message);
-  }
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/**
- * Formats a `known_servers` line: `host:port chat1…`.
- */
-export function formatKnownServerLine(address: string, key: Uint8Array): string {
-  return `${normalizeAddress(address)} ${encodePublicKey(key)}`;
-}
-
-/**
- * Parses `known_servers` text: `host:port KEY` lines, `#` comments and blank lines. An address
- * listed twice is a bad line.
- *
- * @example
- * ```ts
- * import { parseKnownServers } from "./key_text.ts";
- * parseKnownServers("example.org:7447\n").errors[0].line; // 1
- * ```
- */
-export function parseKnownServers(text: string): ParsedFile<KnownServer> {
-  const lines = splitLines(text);
-  const entries: KnownServer[] = [];
-  const errors: LineError[] = [];
-  lines.forEach((raw, index) => {
-    const line = index + 1;
-    try {
-      const fields = fieldsOf(raw);
-      if (fields.length === 0) return;
-      if (fields.length !== 2) {
-        throw new SyntaxError(`expected "HOST:PORT KEY", found ${fields.length} field(s)`);
-      }
-      const address = normalizeAddress(fields[0]);
-      const key = parsePublicKey(fields[1]);
-      const earlier = entries.find((entry) => entry.address === address);
-      // two spellings of one address (written before addresses were canonical) with one key
-      if (earlier && sameKey(earlier.key, key)) return;
-      if (earlier) throw new SyntaxError(`${address} is already listed on line ${earlier.line}`);
-      entries.push({ address, key, line });
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      errors.push({ line, message: error.message });
-    }
-  });
-  return { entries, errors, lines };
-}
-
-/**
- * Splits text into lines without their endings (`\n` or `\r\n`); a final line ending does not
- * start another line.
- */
-export function splitLines(text: string): string[] {
-  if (text === "") return [];
-  const lines = text.split("\n").map((line) => line.endsWith("\r") ? line.slice(0, -1) : line);
-  if (lines[lines.length - 1] === "") lines.pop();
-  return lines;
-}
-
-/** The fields of a line, up to a field that starts a `#` comment. */
-function fieldsOf(line: string): string[] {
-  const fields = line.trim().split(/[ \t]+/).filter((field) => field !== "");
-  const comment = fields.findIndex((field) => field.startsWith("#"));
-  return comment === -1 ? fields : fields.slice(0, comment);
 }

@@ -8,27 +8,41 @@
  * `KeystoreError`.
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { type KeyPair, primitives } from "../protocol/crypto.ts";
 import { KeystoreError } from "../errors.ts";
 import {
-  type AllowEntry,
+  checkBytes,
   encodePublicKey,
   fingerprint,
-  formatAllowLine,
   formatIdentity,
-  formatKnownServerLine,
+  parseIdentity,
+  parsePublicKey,
+  sameKey,
+} from "./key_text.ts";
+import {
+  type AllowEntry,
+  formatAllowLine,
   type KnownServer,
   type LineError,
   normalizeAddress,
   parseAllowlist,
   type ParsedFile,
-  parseIdentity,
   parseKnownServers,
-  parsePublicKey,
-  sameKey,
+  pinLines,
   splitLines,
-} from "./key_text.ts";
+} from "./key_files.ts";
+import { type AllowOutcome, type AllowRequest, conflictError, planAllow } from "./allowlist.ts";
+import {
+  checkKeysFolder,
+  fsError,
+  lstatOrUndefined,
+  openLock,
+  readForUpdate,
+  readKeyFile,
+  removeIfPresent,
+  writeFileAtomic,
+} from "./fs.ts";
 
 /** File names inside the keys folder. */
 export const KEY_FILES = {
@@ -52,35 +66,6 @@ export const FOLDER_MODE = 0o700;
 export const SECRET_FILE_MODE = 0o600;
 /** Mode of new public files (public key, allowlist, known servers), less the umask. */
 export const PUBLIC_FILE_MODE = 0o644;
-/** Permission bits that let group or others write. */
-const GROUP_OTHER_WRITE = 0o022;
-
-/**
- * Whether files have Unix modes. Windows has none (Deno.chmod only toggles the read-only bit
- * there, and the group/other bits mean nothing): the folder's ACL, inherited from the user's
- * profile folder, is what keeps the secret key private, so no chmod is done and no mode checked.
- */
-const UNIX_MODES = Deno.build.os !== "windows";
-
-/** A request to allow one key; `line` is where it came from (stdin), for error messages. */
-export interface AllowRequest {
-  /** The 32-byte public key. */
-  key: Uint8Array;
-  /** Optional label (already validated). */
-  label?: string;
-  /** 1-based line number in the input it came from. */
-  line?: number;
-}
-
-/** What `allow` did with one request. */
-export interface AllowOutcome {
-  /** The request. */
-  request: AllowRequest;
-  /** True if a line was added; false if the key was already allowed. */
-  added: boolean;
-  /** The entry the key already had (when `added` is false). */
-  existing?: AllowEntry;
-}
 
 /** The identity created by `createIdentity`. */
 export interface CreatedIdentity {
@@ -119,56 +104,7 @@ export class Keystore {
    * another user owns it or group or others can write it (the folder may be a link to a folder).
    */
   async checkFolder(): Promise<void> {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(this.dir);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw new KeystoreError("NO_FOLDER", `the keys folder ${this.dir} does not exist`, {
-          cause: error,
-        });
-      }
-      if (error instanceof Deno.errors.NotADirectory) throw this.notAFolder(error);
-      throw fsError(error, "open the keys folder", this.dir);
-    }
-    if (!info.isDirectory) throw this.notAFolder();
-    if (!UNIX_MODES) return;
-    const me = await currentUserId();
-    if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
-      throw new KeystoreError(
-        "UNSAFE",
-        `the keys folder ${this.dir} belongs to user ${info.uid}, not to you (user ${me}): ` +
-          "its owner can replace your keys",
-        {
-          hints: [
-            "use a keys folder of your own: --keys DIR or CHAT_KEYS=DIR",
-            `or, if its files are yours, check them and take it over (as root): ` +
-            `chown -R ${me} ${this.dir}`,
-          ],
-        },
-      );
-    }
-    if (info.mode !== null && (info.mode & GROUP_OTHER_WRITE) !== 0) {
-      throw new KeystoreError(
-        "UNSAFE",
-        `the keys folder ${this.dir} is writable by group or others ` +
-          `(mode ${formatMode(info.mode)}): anyone who can write it can replace your keys`,
-        {
-          hints: [
-            `make it private with: chmod 700 ${this.dir}`,
-            `then check ${KEY_FILES.allowed} and ${KEY_FILES.knownServers} in it: ` +
-            "someone may have changed them",
-          ],
-        },
-      );
-    }
-  }
-
-  /** The error for a keys path that is not a folder. */
-  private notAFolder(cause?: unknown): KeystoreError {
-    return new KeystoreError("NOT_A_FOLDER", `the keys folder ${this.dir} is not a folder`, {
-      cause,
-    });
+    await checkKeysFolder(this.dir);
   }
 
   /** Creates the keys folder with mode 0700 unless it exists; returns whether it created it. */
@@ -213,15 +149,17 @@ export class Keystore {
   }
 
   /**
-   * Loads the identity. Refuses a secret key file that group or others can access (hint:
-   * `chmod 600 <path>`), a link or another user's file, and checks that `identity.pub`, if
+   * Loads the identity. Refuses a secret key file that group or others can access
+   * (`INSECURE_MODE`), a link or another user's file (`UNSAFE`), and checks that `identity.pub`, if
    * present, holds the matching key.
    */
   async loadIdentity(): Promise<KeyPair> {
     await this.checkFolder();
     const path = this.paths.identity;
     const read = await readKeyFile(path, { secret: true });
-    if (!read) throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`);
+    if (!read) {
+      throw new KeystoreError("NO_IDENTITY", `there is no identity in ${this.dir}`, { path });
+    }
     let pair: KeyPair;
     try {
       pair = parseIdentity(read.text);
@@ -230,17 +168,15 @@ export class Keystore {
       throw new KeystoreError(
         "BAD_IDENTITY",
         `${path} is not a chat secret key file: ${error.message}`,
-        {
-          cause: error,
-        },
+        { path, cause: error },
       );
     }
-    await this.checkPublicFile(pair.publicKey);
+    await this.#checkPublicFile(pair.publicKey);
     return pair;
   }
 
   /** Throws `BAD_IDENTITY` unless identity.pub is missing or holds `publicKey`. */
-  private async checkPublicFile(publicKey: Uint8Array): Promise<void> {
+  async #checkPublicFile(publicKey: Uint8Array): Promise<void> {
     const path = this.paths.publicKey;
     const read = await readKeyFile(path);
     if (!read) return;
@@ -259,12 +195,7 @@ export class Keystore {
         ? `${path} holds ${fingerprint(stored)}, but ${this.paths.identity} is the secret key ` +
           `of ${fingerprint(publicKey)}`
         : `${path} does not hold a public key`,
-      {
-        hints: [
-          `the secret key decides: its public key is ${encodePublicKey(publicKey)}`,
-          `remove ${path} (it is derived from the secret key) or restore the matching pair`,
-        ],
-      },
+      { path, publicKey },
     );
   }
 
@@ -278,7 +209,9 @@ export class Keystore {
     return await this.withLock(async () => {
       const replaced = await this.hasIdentity();
       if (replaced && !options.force) {
-        throw new KeystoreError("IDENTITY_EXISTS", `${this.paths.identity} already exists`);
+        throw new KeystoreError("IDENTITY_EXISTS", `${this.paths.identity} already exists`, {
+          path: this.paths.identity,
+        });
       }
       const pair = primitives.generateKeyPair();
       // A crash between the two writes must not leave a public key file that lies about the
@@ -340,52 +273,18 @@ export class Keystore {
     requests: AllowRequest[],
     options: { source?: string } = {},
   ): Promise<AllowOutcome[]> {
-    return await this.withLock(async () => {
-      const path = this.paths.allowed;
-      const { text, mode } = await readForUpdate(path);
-      const list = parseAllowlist(text);
-      this.refuseBadLines(path, list.errors);
-
-      const outcomes: AllowOutcome[] = [];
-      const problems: LineError[] = [];
-      const added: AllowEntry[] = [];
-      for (const request of requests) {
-        const known = [...list.entries, ...added];
-        const existing = known.find((entry) => sameKey(entry.key, request.key));
-        if (existing) {
-          outcomes.push({ request, added: false, existing });
-          continue;
-        }
-        const taken = request.label !== undefined &&
-          known.find((entry) => entry.label === request.label);
-        if (taken) {
-          problems.push({
-            line: request.line ?? 0,
-            message: `the label "${request.label}" is already used by ${fingerprint(taken.key)}` +
-              (list.entries.includes(taken) ? ` (line ${taken.line} of ${path})` : ""),
-          });
-          continue;
-        }
-        added.push({ key: request.key, label: request.label, line: 0 });
-        outcomes.push({ request, added: true });
+    for (const request of requests) checkBytes("key to allow", request.key);
+    const path = this.paths.allowed;
+    return await this.#editLines(path, parseAllowlist, (list) => {
+      const plan = planAllow(list.entries, requests);
+      if (plan.conflicts.length > 0) {
+        throw conflictError(path, list.entries, requests.length, plan.conflicts, options.source);
       }
-      if (problems.length > 0) {
-        throw new KeystoreError(
-          "CONFLICT",
-          problems.length === 1 && requests.length === 1
-            ? problems[0].message
-            : `${problems.length} of the keys conflict with ${path}; nothing was added`,
-          { problems: requests.length === 1 ? [] : problems, source: options.source },
-        );
-      }
-      if (added.length > 0) {
-        const lines = [
-          ...list.lines,
-          ...added.map((entry) => formatAllowLine(entry.key, entry.label)),
-        ];
-        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      }
-      return outcomes;
+      const added = plan.added.map((entry) => formatAllowLine(entry.key, entry.label));
+      return {
+        lines: added.length > 0 ? [...list.lines, ...added] : undefined,
+        result: plan.outcomes,
+      };
     });
   }
 
@@ -395,11 +294,9 @@ export class Keystore {
    * lines are kept as they were.
    */
   async revoke(target: Uint8Array | string): Promise<AllowEntry> {
-    return await this.withLock(async () => {
-      const path = this.paths.allowed;
-      const { text, mode } = await readForUpdate(path);
-      const list = parseAllowlist(text);
-      this.refuseBadLines(path, list.errors);
+    if (typeof target !== "string") checkBytes("key to revoke", target);
+    const path = this.paths.allowed;
+    return await this.#editLines(path, parseAllowlist, (list) => {
       const entry = list.entries.find((entry) =>
         typeof target === "string" ? entry.label === target : sameKey(entry.key, target)
       );
@@ -407,29 +304,42 @@ export class Keystore {
         const what = typeof target === "string"
           ? `no key is labelled "${target}"`
           : `the key ${fingerprint(target)} is not allowed`;
-        throw new KeystoreError("NOT_FOUND", `${what} in ${path}`);
+        throw new KeystoreError("NOT_FOUND", `${what} in ${path}`, { path });
       }
-      const lines = list.lines.filter((_, index) => index !== entry.line - 1);
-      await writeFileAtomic(
-        path,
-        lines.length === 0 ? "" : lines.join("\n") + "\n",
-        mode ?? PUBLIC_FILE_MODE,
-      );
-      return entry;
+      return { lines: list.lines.filter((_, index) => index !== entry.line - 1), result: entry };
+    });
+  }
+
+  /**
+   * Edits a line-based file under the lock: reads and parses it, refuses it if it has bad lines
+   * (`BAD_FILE`: nothing may be dropped), and writes atomically the lines `edit` returns, in the
+   * file's own mode, or nothing if it returns none.
+   */
+  async #editLines<T, R>(
+    path: string,
+    parse: (text: string) => ParsedFile<T>,
+    edit: (file: ParsedFile<T>) => { lines?: string[]; result: R },
+  ): Promise<R> {
+    return await this.withLock(async () => {
+      const { text, mode } = await readForUpdate(path);
+      const file = parse(text);
+      this.#refuseBadLines(path, file.errors);
+      const { lines, result } = edit(file);
+      if (lines) {
+        const data = lines.length === 0 ? "" : lines.join("\n") + "\n";
+        await writeFileAtomic(path, data, mode ?? PUBLIC_FILE_MODE);
+      }
+      return result;
     });
   }
 
   /** Throws `BAD_FILE`, with every bad line, if there are any: nothing may be dropped. */
-  private refuseBadLines(path: string, errors: LineError[]): void {
+  #refuseBadLines(path: string, errors: LineError[]): void {
     if (errors.length === 0) return;
     throw new KeystoreError(
       "BAD_FILE",
       `${path} has ${errors.length} bad line${errors.length === 1 ? "" : "s"}; nothing was changed`,
-      {
-        problems: errors,
-        source: path,
-        hints: [`fix or remove ${errors.length === 1 ? "that line" : "those lines"} in ${path}`],
-      },
+      { path, problems: errors, source: path },
     );
   }
 
@@ -448,7 +358,7 @@ export class Keystore {
   async lookupServer(address: string): Promise<Uint8Array | undefined> {
     const normalized = normalizeAddress(address);
     const servers = await this.readKnownServers();
-    this.refuseBadLines(this.paths.knownServers, servers.errors);
+    this.#refuseBadLines(this.paths.knownServers, servers.errors);
     return servers.entries.find((entry) => entry.address === normalized)?.key;
   }
 
@@ -469,318 +379,15 @@ export class Keystore {
     key: Uint8Array,
     options: { replace?: boolean } = {},
   ): Promise<Uint8Array | undefined> {
+    checkBytes("server key", key);
     const wanted = [
       ...new Set((typeof addresses === "string" ? [addresses] : addresses)
         .map(normalizeAddress)),
     ];
-    return await this.withLock(async () => {
-      const path = this.paths.knownServers;
-      const { text, mode } = await readForUpdate(path);
-      const servers = parseKnownServers(text);
-      this.refuseBadLines(path, servers.errors);
-      const old = wanted.map((address) => servers.entries.find((e) => e.address === address));
-      const before = old.find((entry) => entry && !sameKey(entry.key, key)) ??
-        old.find((entry) => entry);
-      if (before && !sameKey(before.key, key) && !options.replace) return before.key;
-      const lines = [...servers.lines];
-      let changed = false;
-      wanted.forEach((address, index) => {
-        const entry = old[index];
-        if (entry && sameKey(entry.key, key)) return;
-        const line = formatKnownServerLine(address, key);
-        if (entry) lines[entry.line - 1] = line;
-        else lines.push(line);
-        changed = true;
-      });
-      if (changed) {
-        await writeFileAtomic(path, lines.join("\n") + "\n", mode ?? PUBLIC_FILE_MODE);
-      }
-      return before?.key;
+    const path = this.paths.knownServers;
+    return await this.#editLines(path, parseKnownServers, (servers) => {
+      const { before, lines } = pinLines(servers, wanted, key, options.replace ?? false);
+      return { lines, result: before };
     });
   }
-}
-
-// --- Files ---------------------------------------------------------------------------
-
-/**
- * Writes `data` to `path` atomically: a new temporary file in the same folder (created, never
- * opened, with `mode` less the umask), written and synced, then renamed over `path`. Nothing is
- * done by path to the temporary file once created: a link swapped in for it must not lend its
- * target our mode. On any failure the temporary
- * file is removed and `path` is unchanged; the error is a `KeystoreError` (`IO`) naming `path`.
- *
- * @example
- * ```ts
- * import { writeFileAtomic } from "./keystore.ts";
- * const dir = await Deno.makeTempDir();
- * await writeFileAtomic(`${dir}/allowed`, "# empty\n", 0o644);
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  mode: number,
-): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const folder = dirname(path);
-  const suffix = [...crypto.getRandomValues(new Uint8Array(6))]
-    .map((byte) => byte.toString(16).padStart(2, "0"))
-    .join("");
-  const temporary = join(folder, `.${basename(path)}.${suffix}.tmp`);
-  let file: Deno.FsFile | undefined;
-  try {
-    file = await Deno.open(temporary, { createNew: true, write: true, mode });
-    for (let written = 0; written < bytes.length;) {
-      written += await file.write(bytes.subarray(written));
-    }
-    await file.sync();
-    file.close();
-    file = undefined;
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    file?.close();
-    await Deno.remove(temporary).catch(() => {});
-    const existed = await Deno.lstat(path).then(() => true, () => false);
-    throw fsError(error, "write", path, {
-      hint: existed ? `${path} is unchanged` : `${path} was not created`,
-    });
-  }
-  await syncFolder(folder);
-}
-
-/** Makes the rename durable; best effort (not every platform can open a folder). */
-async function syncFolder(folder: string): Promise<void> {
-  try {
-    const handle = await Deno.open(folder, { read: true });
-    try {
-      await handle.sync();
-    } finally {
-      handle.close();
-    }
-  } catch {
-    // the data itself was synced before the rename
-  }
-}
-
-/** Our user id, found once (see `currentUserId`). */
-let ownUid: Promise<number | null> | undefined;
-
-/**
- * The user id this process runs as, for the ownership checks: `Deno.uid()` when the sys
- * permission is granted, else the owner of a temporary file we create (a new file belongs to its
- * creator), so the `chat` task needs no `--allow-sys`. `null` where there are no user ids.
- */
-export function currentUserId(): Promise<number | null> {
-  ownUid ??= (async () => {
-    if (!UNIX_MODES) return null;
-    const sys = await Deno.permissions.query({ name: "sys", kind: "uid" });
-    if (sys.state === "granted") return Deno.uid();
-    const probe = await Deno.makeTempFile({ prefix: "chat-uid-" });
-    try {
-      return (await Deno.lstat(probe)).uid;
-    } finally {
-      await Deno.remove(probe).catch(() => {});
-    }
-  })();
-  return ownUid;
-}
-
-/**
- * Refuses (`UNSAFE`) an entry of the keys folder that chat must not trust: a link, not a plain
- * file, another user's (root's is fine, as for OpenSSH), or writable by group or others. With
- * `secret`, any access by group or others is refused (`INSECURE_MODE`).
- */
-async function checkEntry(
-  path: string,
-  info: Deno.FileInfo,
-  options: { secret?: boolean } = {},
-): Promise<void> {
-  if (info.isSymlink) {
-    throw new KeystoreError(
-      "UNSAFE",
-      `${path} is a symbolic link; chat uses only plain files in the keys folder`,
-      {
-        hints: [
-          `replace it with a copy of the file it points to: cp ${path} ${path}.new && ` +
-          `mv ${path}.new ${path}`,
-        ],
-      },
-    );
-  }
-  if (!info.isFile) {
-    throw new KeystoreError(
-      options.secret ? "BAD_IDENTITY" : "UNSAFE",
-      `${path} is not a file`,
-    );
-  }
-  if (!UNIX_MODES) return;
-  const me = await currentUserId();
-  if (me !== null && info.uid !== null && info.uid !== me && info.uid !== 0) {
-    throw new KeystoreError(
-      "UNSAFE",
-      `${path} belongs to user ${info.uid}, not to you (user ${me}): its owner can change it`,
-      {
-        hints: [
-          `check it, then make it yours with: cp ${path} ${path}.new && mv ${path}.new ${path}`,
-          `or (as root): chown ${me} ${path}`,
-        ],
-      },
-    );
-  }
-  if (info.mode === null) return;
-  if (options.secret && (info.mode & 0o077) !== 0) {
-    throw new KeystoreError(
-      "INSECURE_MODE",
-      `the secret key file ${path} is accessible by group or others ` +
-        `(mode ${formatMode(info.mode)}); it must be 0600`,
-      { hints: [`make it private with: chmod 600 ${path}`] },
-    );
-  }
-  if ((info.mode & GROUP_OTHER_WRITE) !== 0) {
-    throw new KeystoreError(
-      "UNSAFE",
-      `${path} is writable by group or others (mode ${formatMode(info.mode)}): ` +
-        "anyone who can write it can change your keys",
-      { hints: [`check it, then remove their write access with: chmod go-w ${path}`] },
-    );
-  }
-}
-
-/** Refuses a file that was replaced between the check (lstat) and the open (fstat). */
-async function checkSameFile(path: string, checked: Deno.FileInfo, file: Deno.FsFile) {
-  const opened = await file.stat();
-  if (opened.ino !== checked.ino || opened.dev !== checked.dev || !opened.isFile) {
-    throw new KeystoreError("UNSAFE", `${path} was replaced while chat opened it`, {
-      hints: ["check who else writes the keys folder, then try again"],
-    });
-  }
-}
-
-/**
- * Reads a file of the keys folder after `checkEntry`, making sure the file opened is the file
- * checked. `undefined` if it does not exist. `mode` is its permission bits (for rewriting it).
- */
-async function readKeyFile(
-  path: string,
-  options: { secret?: boolean } = {},
-): Promise<{ text: string; mode?: number } | undefined> {
-  const info = await lstatOrUndefined(path, "read");
-  if (!info) return undefined;
-  await checkEntry(path, info, options);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw fsError(error, "read", path);
-  }
-  try {
-    await checkSameFile(path, info, file);
-    const chunks: Uint8Array[] = [];
-    const buffer = new Uint8Array(64 * 1024);
-    for (let n; (n = await file.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));
-    const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-    chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
-    let text: string;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    } catch (error) {
-      throw fsError(new Deno.errors.InvalidData("not UTF-8", { cause: error }), "read", path);
-    }
-    return { text, mode: info.mode === null ? undefined : info.mode & 0o777 };
-  } catch (error) {
-    throw fsError(error, "read", path);
-  } finally {
-    file.close();
-  }
-}
-
-/**
- * Opens `.lock` without following a link: created with O_EXCL (which never follows one), or,
- * if it exists, checked with lstat and opened read-only (flock needs no write access) without
- * create, then compared with what was checked.
- */
-async function openLock(path: string): Promise<Deno.FsFile> {
-  try {
-    return await Deno.open(path, { createNew: true, write: true, mode: 0o600 });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) {
-      throw fsError(error, "open the lock file", path);
-    }
-  }
-  const info = await lstatOrUndefined(path, "open the lock file");
-  if (!info) return await openLock(path); // removed in between: create it again
-  await checkEntry(path, info);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (error) {
-    throw fsError(error, "open the lock file", path);
-  }
-  try {
-    await checkSameFile(path, info, file);
-  } catch (error) {
-    file.close();
-    throw error;
-  }
-  return file;
-}
-
-/** The text and permission bits of a file about to be rewritten ("" and undefined if missing). */
-async function readForUpdate(path: string): Promise<{ text: string; mode?: number }> {
-  return (await readKeyFile(path)) ?? { text: "" };
-}
-
-async function lstatOrUndefined(
-  path: string,
-  action: string,
-): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw fsError(error, action, path);
-  }
-}
-
-async function removeIfPresent(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw fsError(error, "remove", path);
-  }
-}
-
-function formatMode(mode: number): string {
-  return "0" + (mode & 0o777).toString(8).padStart(3, "0");
-}
-
-/** Turns an operating-system error into a `KeystoreError` that names the file and what to do. */
-function fsError(
-  error: unknown,
-  action: string,
-  path: string,
-  options: { hint?: string } = {},
-): unknown {
-  if (error instanceof KeystoreError || !(error instanceof Error)) return error;
-  const code = (error as Error & { code?: string }).code;
-  const make = (reason: string, hints: string[]) =>
-    new KeystoreError("IO", `cannot ${action} ${path}: ${reason}`, {
-      hints: options.hint ? [...hints, options.hint] : hints,
-      cause: error,
-    });
-  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
-    return make("permission denied", [`check the owner and mode of ${path} and of its folder`]);
-  }
-  if (code === "ENOSPC") return make("no space left on device", ["free some disk space"]);
-  if (code === "EDQUOT") return make("disk quota exceeded", ["free some disk space"]);
-  if (code === "EROFS") return make("read-only file system", ["use a writable keys folder"]);
-  if (error instanceof Deno.errors.NotFound) return make("no such file or folder", []);
-  if (error instanceof Deno.errors.NotADirectory) {
-    return make("a part of the path is not a folder", []);
-  }
-  if (error instanceof Deno.errors.IsADirectory) return make("it is a folder, not a file", []);
-  if (error instanceof Deno.errors.InvalidData) return make("it is not UTF-8 text", []);
-  return make(error.message, []);
 }

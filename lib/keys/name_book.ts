@@ -7,7 +7,8 @@
  * folder's lock like the allowlist. Labels are not recorded: they are the operator's binding.
  * @module
  */
-import { encodePublicKey, parsePublicKey, splitLines } from "./key_text.ts";
+import { encodePublicKey, parsePublicKey } from "./key_text.ts";
+import { splitLines } from "./key_files.ts";
 import type { Keystore } from "./keystore.ts";
 
 const HEADER = "# chat: display names this server has shown, and the key each belongs to";
@@ -24,19 +25,24 @@ export interface NameBook {
 
 /** A NameBook in memory only (a server without a keys folder, and tests). */
 export class MemoryNameBook implements NameBook {
-  protected readonly bindings = new Map<string, string>();
+  readonly #bindings: Map<string, string>;
+
+  /** A book holding `bindings` (the map itself: the owner may keep changing it). */
+  constructor(bindings: Map<string, string> = new Map()) {
+    this.#bindings = bindings;
+  }
 
   keyOf(name: string): string | undefined {
-    return this.bindings.get(name);
+    return this.#bindings.get(name);
   }
 
   bind(name: string, key: string): Promise<void> {
-    if (!this.bindings.has(name)) this.bindings.set(name, key);
+    if (!this.#bindings.has(name)) this.#bindings.set(name, key);
     return Promise.resolve();
   }
 
   entries(): Iterable<[string, string]> {
-    return this.bindings.entries();
+    return this.#bindings.entries();
   }
 }
 
@@ -62,17 +68,18 @@ export function parseNames(text: string): { bindings: Map<string, string>; bad: 
 /** The NameBook of a keys folder (its `names` file). */
 export class FileNameBook extends MemoryNameBook {
   readonly #keystore: Keystore;
+  readonly #bindings: Map<string, string>;
 
-  private constructor(keystore: Keystore) {
-    super();
+  private constructor(keystore: Keystore, bindings: Map<string, string>) {
+    super(bindings);
     this.#keystore = keystore;
+    this.#bindings = bindings;
   }
 
   /** Loads the bindings of `keystore`'s folder; `warn` hears of lines it had to skip. */
   static async open(keystore: Keystore, warn: (line: string) => void): Promise<FileNameBook> {
-    const book = new FileNameBook(keystore);
     const { bindings, bad } = parseNames(await keystore.readNamesText());
-    for (const [name, key] of bindings) book.bindings.set(name, key);
+    const book = new FileNameBook(keystore, bindings);
     if (bad.length) {
       warn(`${keystore.paths.names}: skipped unreadable line(s) ${bad.join(", ")}`);
     }
@@ -81,12 +88,12 @@ export class FileNameBook extends MemoryNameBook {
 
   /** Binds in memory at once, then adds the line to the file under the lock. */
   override async bind(name: string, key: string): Promise<void> {
-    if (this.bindings.has(name)) return;
-    this.bindings.set(name, key);
+    if (this.#bindings.has(name)) return;
+    this.#bindings.set(name, key);
     await this.#keystore.updateNames((text) => {
       // another server process on this folder may have bound it meanwhile: its binding stands
       const first = parseNames(text).bindings.get(name);
-      if (first !== undefined) return void this.bindings.set(name, first);
+      if (first !== undefined) return void this.#bindings.set(name, first);
       const lines = text === "" ? [HEADER] : [text.replace(/\n$/, "")];
       lines.push(`${name} ${key}`);
       return lines.join("\n") + "\n";

@@ -30,13 +30,13 @@ export function isValidName(name: string): boolean {
  * ```ts
  * import { validateName } from "./names.ts";
  * validateName("alice", "label"); // "alice"
- * // validateName("a\nb", "label") throws: Invalid label "a\nb": it contains a line break
+ * // validateName("a\nb", "label") throws: invalid label "a\nb": it contains a line break
  * ```
  */
 export function validateName(name: string, what = "name"): string {
   if (isValidName(name)) return name;
   const shown = JSON.stringify(name.length > 40 ? name.slice(0, 40) + "…" : name);
-  throw new SyntaxError(`Invalid ${what} ${shown}: ${nameProblem(name)}`);
+  throw new SyntaxError(`invalid ${what} ${shown}: ${nameProblem(name)}`);
 }
 
 function nameProblem(name: string): string {
