@@ -247,7 +247,7 @@ e2e("Ctrl-C (SIGINT) on the server ends the chat for everyone; clients exit 0", 
   assert.equal(await server.exitCode(), 0);
 });
 
-e2e("--json prints one JSON object per received message; presence stays on stderr", async (s) => {
+e2e("--json prints one versioned JSON event per line: lines, joins and leaves", async (s) => {
   await s.keygen("srv");
   for (const name of ["gus", "hal"]) {
     await s.run(["--keys", "srv", "allow", await s.keygen(name), "--name", name]);
@@ -257,13 +257,43 @@ e2e("--json prints one JSON object per received message; presence stays on stder
   await reader.waitFor("stderr", /joined/);
   const writer = await s.run(["--keys", "hal", "connect", address], 'quote " and \\ and ünï\n');
   assert.equal(writer.code, 0, writer.stderr);
-  await reader.waitFor("stdout", /"from":"hal"/);
-  const message = JSON.parse(reader.stdout[0]);
-  assert.equal(message.from, "hal");
-  assert.equal(message.text, 'quote " and \\ and ünï');
-  assert.ok(!Number.isNaN(Date.parse(message.time)));
-  await reader.waitFor("stderr", /hal joined/);
-  assert.equal(reader.stdout.length, 1);
+  await reader.waitFor("stdout", /"event":"leave","name":"hal"/);
+  const events = reader.stdout.map((line) => JSON.parse(line));
+  assert.deepEqual(events.map((e) => [e.v, e.event, e.name ?? e.from]), [
+    [1, "join", "hal"],
+    [1, "line", "hal"],
+    [1, "leave", "hal"],
+  ]);
+  assert.equal(events[1].text, 'quote " and \\ and ünï');
+  assert.match(events[0].fingerprint, /^[0-9a-f]{4}(:[0-9a-f]{4}){3}$/);
+  assert.equal(events[2].reason, "left");
+  assert.ok(events.every((e) => !Number.isNaN(Date.parse(e.time))));
+});
+
+e2e("serve --headless --json prints the room's story as JSON events on stdout", async (s) => {
+  await s.keygen("srv");
+  await s.run(["--keys", "srv", "allow", await s.keygen("ada"), "--name", "ada"]);
+  await s.keygen("eve");
+  const { server, address } = await s.serve("srv", ["--headless", "--json"]);
+  const ada = await s.run(["--keys", "ada", "connect", address], "one\ntwo\n");
+  assert.equal(ada.code, 0, ada.stderr);
+  assert.equal((await s.run(["--keys", "eve", "connect", address])).code, 3);
+  await server.waitFor("stdout", /"event":"refused"/);
+  const events = server.stdout.map((line) => JSON.parse(line));
+  assert.deepEqual(events.map((e) => [e.v, e.event]), [
+    [1, "join"],
+    [1, "line"],
+    [1, "line"],
+    [1, "leave"],
+    [1, "refused"],
+  ]);
+  assert.deepEqual(events.slice(1, 3).map((e) => [e.from, e.text]), [["ada", "one"], [
+    "ada",
+    "two",
+  ]]);
+  assert.equal(events[4].reason, "not-allowed");
+  // the human log stays on stderr
+  assert.ok(server.stderr.some((line) => /ada .* joined from/.test(line)));
 });
 
 e2e("a line too long for one frame is refused by the client and nothing is cut", async (s) => {

@@ -104,6 +104,12 @@ export function baseOf(name: string): string {
 /** Members and broadcast. */
 export class Room {
   readonly #members = new Map<number, Member>();
+  readonly #observe: ((message: ServerMessage) => void) | undefined;
+
+  /** `observe` hears every message the room broadcasts (a log, or a headless --json server). */
+  constructor(observe?: (message: ServerMessage) => void) {
+    this.#observe = observe;
+  }
 
   /** Everyone present, in order of arrival. */
   get members(): Member[] {
@@ -153,6 +159,7 @@ export class Room {
   }
 
   #broadcast(message: ServerMessage, exceptId: number | undefined): void {
+    this.#observe?.(message);
     let plaintext: Uint8Array | undefined;
     for (const member of this.#members.values()) {
       if (member.id !== exceptId) member.deliver(message, plaintext ??= encodeMessage(message));

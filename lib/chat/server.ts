@@ -49,6 +49,8 @@ export interface ServerConfig {
   onFatal?(error: unknown): void;
   /** Receives what the operator should see; absent for a headless server. */
   operator?: (message: ServerMessage) => void;
+  /** Hears every message the room broadcasts, headless or not (for a room log). */
+  observe?: (message: ServerMessage) => void;
   /** The names shown so far and their keys; in memory only when absent. */
   names?: NameBook;
   /** TCP unless given (tests pass an in-memory network). */
@@ -62,7 +64,7 @@ const OPERATOR_ID = 0;
 export class ChatServer {
   readonly #config: ServerConfig;
   readonly #limits: ServerLimits;
-  readonly #room = new Room();
+  readonly #room: Room;
   readonly #log: LogLimiter;
   readonly #admission: Admission;
   readonly #sessions: Sessions;
@@ -74,6 +76,7 @@ export class ChatServer {
   constructor(config: ServerConfig) {
     this.#config = config;
     this.#limits = withDefaults(config.limits);
+    this.#room = new Room(config.observe);
     this.#log = new LogLimiter(config.report);
     const closing = () => this.#closing;
     const track = (task: Promise<void>) => this.#track(task);

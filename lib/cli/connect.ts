@@ -23,7 +23,8 @@ import { checkName, CLIENT_HELP, onSignals } from "./chatting.ts";
 import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
 import { parseLineCommand } from "./line_command.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
-import { printError, printInfo } from "./output.ts";
+import { printData, printError, printInfo } from "./output.ts";
+import { formatJsonEvent, type JsonEvent } from "./json_events.ts";
 import { Exit } from "./exit.ts";
 
 /** Options of `chat connect`. */
@@ -84,13 +85,26 @@ async function converse(
 ): Promise<{ how: ChatEnd; refused: boolean }> {
   const view = detectTerminal(Boolean(options.json));
   let refused = false;
+  const json = (event: JsonEvent) => printData(formatJsonEvent(event));
   const chat = new ClientChat(session, {
-    message: (from, text) => terminal.message(from, text),
-    presence: (event, who, detail) =>
-      terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`),
+    message: (from, text) =>
+      options.json ? json({ event: "line", from, text }) : terminal.message(from, text),
+    presence(event, who, detail) {
+      if (options.json) {
+        return json(
+          event === "join"
+            ? { event: "join", name: who, fingerprint: detail }
+            : { event: "leave", name: who, reason: detail },
+        );
+      }
+      terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`);
+    },
     who: (members) =>
       terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
-    notice: (_code, message) => terminal.info(`server: ${clip(message)}`),
+    notice: (code, message) =>
+      options.json
+        ? json({ event: "notice", code, message })
+        : terminal.info(`server: ${clip(message)}`),
   });
   const send = (text: string) => {
     const problem = lineProblem(text, session.maxLineBytes);

@@ -6,7 +6,8 @@
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { AllowlistReader } from "../keys/allowlist.ts";
 import { FileNameBook } from "../keys/name_book.ts";
-import { MessageType } from "../protocol/messages.ts";
+import { MessageType, type ServerMessage } from "../protocol/messages.ts";
+import { formatJsonEvent, roomEventOf } from "./json_events.ts";
 import type { PortRange } from "../chat/data_port.ts";
 import { ChatServer } from "../chat/server.ts";
 import { parseLimits, parsePort, parsePortRange, type ServeOptions } from "./args.ts";
@@ -15,7 +16,7 @@ import { commandPrefix, type Context } from "./context.ts";
 import { Exit } from "./exit.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { parseLineCommand } from "./line_command.ts";
-import { printInfo, UserError } from "./output.ts";
+import { printData, printInfo, UserError } from "./output.ts";
 import { describeEvent } from "./server_log.ts";
 import { detectTerminal, Terminal } from "./terminal.ts";
 import { sanitize } from "../chat/untrusted.ts";
@@ -51,7 +52,11 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     name,
     identity,
     readAllowlist: () => allowlist.read(),
-    report: (event) => log(describeEvent(event, wording)),
+    report(event) {
+      log(describeEvent(event, wording));
+      const roomEvent = options.json ? roomEventOf(event) : undefined;
+      if (roomEvent) printData(formatJsonEvent(roomEvent));
+    },
     names,
     limits,
     onFatal(error) {
@@ -59,7 +64,10 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       fatal = error;
       void shutdown();
     },
+    // with --json, every line said in the room is an event on stdout (headless or not)
+    observe: options.json ? jsonLines : undefined,
     operator: options.headless ? undefined : (message) => {
+      if (options.json) return; // the observer prints it
       if (message.type === MessageType.msg) terminal?.message(message.from, message.text);
       // presence is already in the log (with the address and fingerprint)
     },
@@ -99,6 +107,12 @@ function parsePorts(options: ServeOptions): { port: number; dataPorts?: PortRang
     );
   }
   return { port, dataPorts };
+}
+
+/** The room's lines as JSON events on stdout (joins and leaves come from the server's events). */
+function jsonLines(message: ServerMessage): void {
+  if (message.type !== MessageType.msg) return;
+  printData(formatJsonEvent({ event: "line", from: message.from, text: message.text }));
 }
 
 /** Opens the control port, or explains why it cannot be opened. */
