@@ -154,6 +154,10 @@ Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
     .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
     .option("--json", "print each received message as one JSON object per line")
     .option("--stay", "with piped input: stay after the input ends, until the chat ends")
+    .option(
+      "--reconnect",
+      "join again after a lost connection even from a pipe (always at a terminal)",
+    )
     .addHelpText(
       "after",
       `

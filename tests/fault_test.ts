@@ -179,3 +179,27 @@ Deno.test("joinServer() against a server that never answers fails with TimeoutEr
     held.forEach((connection) => connection.close());
   }
 });
+
+fault(
+  "with --reconnect, a client comes back by itself after its server is killed and restarted",
+  async (s) => {
+    await allowAll(s, ["gil", "hoa"]);
+    const { server, address } = await s.serve("srv", ["--name", "hub"]);
+    const port = address.split(":")[1];
+    const gil = s.spawn(["--keys", "gil", "connect", address, "--stay", "--reconnect"]);
+    await gil.waitFor("stderr", /joined hub/);
+    server.signal("SIGKILL");
+    await gil.waitFor("stderr", /connection lost \(.*\); reconnecting in 1 s \(attempt 1 of/);
+    // the restart comes while the client waits: it joins again on its own, the pin checked
+    const again = s.spawn(["--keys", "srv", "serve", "--port", port, "--name", "hub"]);
+    await again.waitFor("stderr", LISTENING);
+    await gil.waitFor("stderr", /reconnected to hub as gil/, 15_000);
+    const hoa = await s.run(["--keys", "hoa", "connect", address], "hoa says hi\n");
+    assert.equal(hoa.code, 0, hoa.stderr);
+    await gil.waitFor("stdout", /^hoa: hoa says hi$/);
+    // and the server's bye is final: no reconnecting after it
+    again.signal("SIGTERM");
+    assert.equal(await gil.exitCode(10_000), 0, gil.stderr.join("\n"));
+    assert.ok(gil.stderr.some((line) => /the server ended the chat/.test(line)));
+  },
+);

@@ -3,7 +3,14 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
-import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
+import {
+  type ChatEnd,
+  type ChatHandlers,
+  ClientChat,
+  type ClientSession,
+  joinServer,
+} from "../chat/client.ts";
+import { reconnect } from "./reconnect.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
 import {
@@ -33,6 +40,8 @@ export interface ConnectOptions {
   serverKey?: string;
   json?: boolean;
   stay?: boolean;
+  /** Reconnect after a lost connection even when not at a terminal. */
+  reconnect?: boolean;
 }
 
 /** Runs `chat connect`; resolves with the exit code when the chat has ended. */
@@ -47,9 +56,9 @@ export async function connect(
     ? undefined
     : parseKeyArgument(options.serverKey);
   const identity = await loadOrCreateIdentity(context);
-  let session: ClientSession;
-  try {
-    session = await joinServer({
+  // every join, the first and each reconnection, checks the server's key against the pin
+  const join = () =>
+    joinServer({
       hostname,
       port,
       identity,
@@ -63,30 +72,125 @@ export async function connect(
           }); it will be checked on every later connection`,
         ),
     });
+  const failed = (error: unknown) =>
+    reportJoinFailure(error, {
+      hostname,
+      port,
+      name,
+      myKey: encodePublicKey(identity.publicKey),
+      context,
+    });
+  let session: ClientSession;
+  try {
+    session = await join();
   } catch (error) {
-    const myKey = encodePublicKey(identity.publicKey);
-    return reportJoinFailure(error, { hostname, port, name, myKey, context });
+    return failed(error);
   }
   printInfo(
-    `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` +
-      (session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here"),
+    `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` + here(session),
   );
-  const end = await converse(session, options);
+  const end = await converse(session, options, join);
+  if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
 }
 
+function here(session: ClientSession): string {
+  return session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here";
+}
+
+/** How a conversation ended: as a chat ends, or with a final refusal while reconnecting. */
+type ConversationEnd = ChatEnd | { kind: "final"; error: unknown };
+
 /**
- * The conversation: lines in, messages out, until someone ends it. Says how it ended, and
- * whether any line typed was refused (then a clean end still exits 1).
+ * The conversation: lines in, messages out, until someone ends it. After a lost connection it
+ * joins again by itself (at a terminal, or with --reconnect), keeping the terminal and what is
+ * being typed. Says how it ended, and whether any line typed was refused (then a clean end still
+ * exits 1).
  */
 async function converse(
-  session: ClientSession,
+  first: ClientSession,
   options: ConnectOptions,
-): Promise<{ how: ChatEnd; refused: boolean }> {
+  join: () => Promise<ClientSession>,
+): Promise<{ how: ConversationEnd; refused: boolean }> {
   const view = detectTerminal(Boolean(options.json));
   let refused = false;
+  let chat: ClientChat | undefined;
+  const leaving = Promise.withResolvers<void>();
+  let left = false;
+  const leave = () => {
+    left = true;
+    leaving.resolve();
+    if (chat) void chat.leave();
+  };
+  const send = (text: string) => {
+    if (!chat) return terminal.error("not connected (reconnecting): the line was not sent");
+    const problem = lineProblem(text, chat.session.maxLineBytes);
+    if (problem) {
+      refused = true;
+      return terminal.error(problem);
+    }
+    chat.say(text).catch(() => {}); // a failed send shows up as the chat ending
+    terminal.sent(chat.session.name, text);
+  };
+  const terminal: Terminal = new Terminal(view, {
+    line(text) {
+      const command = parseLineCommand(text, view.interactive);
+      switch (command.kind) {
+        case "quit":
+          return leave();
+        case "who":
+          return chat ? chat.askWho() : terminal.error("not connected (reconnecting)");
+        case "help":
+          return terminal.info(CLIENT_HELP);
+        case "unknown":
+          return terminal.error(`unknown command ${command.command}`, [
+            "type /help for the commands",
+          ]);
+        case "say":
+          return send(command.text);
+      }
+    },
+    end() {
+      if (options.stay && !view.interactive) terminal.stopReading();
+      else leave();
+    },
+    interrupt: leave,
+  });
+  const removeSignals = onSignals(leave);
+  let session = first;
+  let how: ConversationEnd;
+  while (true) {
+    chat = new ClientChat(session, chatHandlers(terminal, options));
+    how = await chat.ended;
+    chat = undefined;
+    const retry = how.kind === "lost" && !left && (view.interactive || options.reconnect);
+    if (!retry) break;
+    const again = await reconnect((how as { reason: string }).reason, {
+      join,
+      say: (line) => terminal.info(line),
+      stopped: leaving.promise,
+    });
+    if (again.kind === "joined") {
+      session = again.session;
+      terminal.info(`reconnected to ${session.serverName} as ${session.name}; ${here(session)}`);
+      continue;
+    }
+    how = again.kind === "final"
+      ? { kind: "final", error: again.error }
+      : again.kind === "stopped"
+      ? { kind: "left" }
+      : { kind: "lost", reason: `gave up reconnecting: ${again.reason}` };
+    break;
+  }
+  removeSignals();
+  terminal.close();
+  return { how, refused };
+}
+
+/** What a chat shows: JSON events with --json, else lines and notes on the terminal. */
+function chatHandlers(terminal: Terminal, options: ConnectOptions): ChatHandlers {
   const json = (event: JsonEvent) => printData(formatJsonEvent(event));
-  const chat = new ClientChat(session, {
+  return {
     message: (from, text) =>
       options.json ? json({ event: "line", from, text }) : terminal.message(from, text),
     presence(event, who, detail) {
@@ -105,46 +209,7 @@ async function converse(
       options.json
         ? json({ event: "notice", code, message })
         : terminal.info(`server: ${clip(message)}`),
-  });
-  const send = (text: string) => {
-    const problem = lineProblem(text, session.maxLineBytes);
-    if (problem) {
-      refused = true;
-      return terminal.error(problem);
-    }
-    chat.say(text).catch(() => {}); // a failed send shows up as the chat ending
-    terminal.sent(session.name, text);
   };
-  const leave = () => void chat.leave();
-  const terminal: Terminal = new Terminal(view, {
-    line(text) {
-      const command = parseLineCommand(text, view.interactive);
-      switch (command.kind) {
-        case "quit":
-          return leave();
-        case "who":
-          return chat.askWho();
-        case "help":
-          return terminal.info(CLIENT_HELP);
-        case "unknown":
-          return terminal.error(`unknown command ${command.command}`, [
-            "type /help for the commands",
-          ]);
-        case "say":
-          return send(command.text);
-      }
-    },
-    end() {
-      if (options.stay && !view.interactive) terminal.stopReading();
-      else leave();
-    },
-    interrupt: leave,
-  });
-  const removeSignals = onSignals(leave);
-  const how = await chat.ended;
-  removeSignals();
-  terminal.close();
-  return { how, refused };
 }
 
 /**
