@@ -381,3 +381,15 @@ e2e(
     mute.channel.close();
   },
 );
+
+e2e(
+  "a connect that has to create an identity says so loudly: the key and what to do",
+  async (s) => {
+    const result = await s.run(["--keys", "new", "connect", "127.0.0.1:1", "--name", "bob"]);
+    assert.equal(result.code, 5, result.stderr);
+    const key = (await s.run(["--keys", "new", "pubkey"])).stdout.trim();
+    assert.match(result.stderr, /chat: warning: there was no identity in new: created a NEW one/);
+    assert.ok(result.stderr.includes(`your public key: ${key}`), result.stderr);
+    assert.ok(result.stderr.includes(`chat allow ${key} --name NAME`), result.stderr);
+  },
+);

@@ -55,7 +55,7 @@ export async function connect(
   const serverKey = options.serverKey === undefined
     ? undefined
     : parseKeyArgument(options.serverKey);
-  const identity = await loadOrCreateIdentity(context);
+  const identity = await loadOrCreateIdentity(context, "connect");
   // every join, the first and each reconnection, checks the server's key against the pin
   const join = () =>
     joinServer({

@@ -168,6 +168,7 @@ export function parseKeyArgument(text: string): Uint8Array {
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
     throw new UserError(error.message, {
+      exitCode: Exit.USAGE, // a bad value on the command line, like a bad option
       hints: [
         `a public key is chat1… (${PUBLIC_KEY_TEXT_LENGTH} characters, as printed by ` +
         `"chat pubkey") or ${PUBLIC_KEY_BASE64_LENGTH} characters of standard base64`,
@@ -182,6 +183,6 @@ export function parseLabelArgument(label: string): string {
     return validateName(label, "label");
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    throw new UserError(error.message);
+    throw new UserError(error.message, { exitCode: Exit.USAGE });
   }
 }

@@ -6,18 +6,32 @@
 import type { KeyPair } from "../protocol/crypto.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { type Context, describeDefaultFolder } from "./context.ts";
-import { printInfo } from "./output.ts";
+import { printInfo, printWarning } from "./output.ts";
 
-/** Loads the identity, creating it (and the keys folder) with a notice when there is none. */
-export async function loadOrCreateIdentity(context: Context): Promise<KeyPair> {
+/**
+ * Loads the identity, creating it (and the keys folder) when there is none, and then saying so
+ * loudly: a new identity is a new key that no server knows yet, so the person learns its public
+ * key and what to do with it, before anything else happens.
+ */
+export async function loadOrCreateIdentity(
+  context: Context,
+  role: "serve" | "connect",
+): Promise<KeyPair> {
   const { keystore } = context;
   if (await keystore.hasIdentity()) return await keystore.loadIdentity();
   const { pair } = await keystore.createIdentity();
-  printInfo(
-    `no identity in ${keystore.dir}: created one (public key ${encodePublicKey(pair.publicKey)}, ` +
-      `fingerprint ${fingerprint(pair.publicKey)})`,
-  );
+  const key = encodePublicKey(pair.publicKey);
+  printWarning(`there was no identity in ${keystore.dir}: created a NEW one`);
+  printInfo(`your public key: ${key} (fingerprint ${fingerprint(pair.publicKey)})`);
   const folder = describeDefaultFolder(context);
   if (folder) printInfo(folder);
+  printInfo(
+    role === "connect"
+      ? `no server knows this key yet: send it to the server's operator, who lets it in with ` +
+        `"chat allow ${key} --name NAME"; if you meant to use an identity you already have, ` +
+        `stop (Ctrl-C) and give its folder with --keys DIR`
+      : `clients pin this key on first contact; if this server had another identity before, ` +
+        `stop (Ctrl-C) and give its folder with --keys DIR, or clients will refuse it`,
+  );
   return pair;
 }

@@ -28,7 +28,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   const name = checkName(options.name, "--name");
   const { port, dataPorts } = parsePorts(options);
   const limits = parseLimits(options);
-  const identity = await loadOrCreateIdentity(context);
+  const identity = await loadOrCreateIdentity(context, "serve");
   const { keystore } = context;
 
   let terminal: Terminal | undefined;
