@@ -81,7 +81,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   const allowCommand = program.command("allow")
     .description("add a public key to the allowlist")
     .argument("<pubkey>", "chat1… or base64 key, or - to read KEY [LABEL] lines from stdin")
-    .option("--name <LABEL>", "a label for the key (1-32 of A-Z a-z 0-9 . _ -), unique")
+    .option(
+      "--name <LABEL>",
+      "a label for the key (1-32 of A-Z a-z 0-9 . _ -), unique; on an allowed key, relabels it",
+    )
     .addHelpText(
       "after",
       "\nExample: chat allow chat1… --name alice\n         chat pubkey | chat allow -",

@@ -340,8 +340,10 @@ Deno.test("chat allow of a key already there says so, exits 0 and changes nothin
     await chat(dir, ["allow", encodePublicKey(key), "--name", "alice"]);
     const before = await Deno.readTextFile(`${dir}/keys/allowed`);
     for (const form of [encodePublicKey(key), encodePublicKeyBase64(key)]) {
-      const again = await chat(dir, ["allow", form, "--name", "other"]);
-      expect(again, 0, /is already allowed as alice; nothing to do/, "");
+      for (const label of [[], ["--name", "alice"]]) {
+        const again = await chat(dir, ["allow", form, ...label]);
+        expect(again, 0, /is already allowed as alice; nothing to do/, "");
+      }
     }
     strictEqual(await Deno.readTextFile(`${dir}/keys/allowed`), before);
   });
@@ -592,4 +594,22 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("chat allow KEY --name NEW relabels an allowed key in place; a taken label is refused", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/keys`);
+    const [key, other] = [encodePublicKey(newKey()), encodePublicKey(newKey())];
+    expect(await chat(dir, ["allow", key, "--name", "alice"]), 0);
+    expect(await chat(dir, ["allow", other, "--name", "bob"]), 0);
+    const relabel = await chat(dir, ["allow", key, "--name", "alicia"]);
+    expect(relabel, 0, /relabelled [0-9a-f:]{19} as alicia \(it was alice\); it keeps its access/);
+    const list = parseAllowlist(await Deno.readTextFile(`${dir}/keys/allowed`));
+    deepStrictEqual(list.entries.map((e) => [encodePublicKey(e.key), e.label]), [
+      [key, "alicia"],
+      [other, "bob"],
+    ]);
+    expect(await chat(dir, ["allow", key, "--name", "bob"]), 1, /the label "bob" is already used/);
+    expect(await chat(dir, ["allow", key]), 0, /already allowed as alicia; nothing to do/);
+  });
 });

@@ -167,7 +167,7 @@ Deno.test("allow() appends lines, keeps comments, and does not add a key twice",
     if (isPosix) await Deno.chmod(store.paths.allowed, 0o640);
     const outcomes = await store.allow([
       { key: key(2), label: "bob" },
-      { key: key(1), label: "ignored" },
+      { key: key(1) }, // already there: no second line (a new label would relabel it)
       { key: key(3) },
     ]);
     deepStrictEqual(outcomes.map((outcome) => outcome.added), [true, false, true]);

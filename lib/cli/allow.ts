@@ -39,9 +39,12 @@ export async function allow(context: Context, key: string, options: AllowOptions
 
   const outcomes = await context.keystore.allow(requests, { source });
   let added = 0;
-  for (const { request, added: isNew, existing } of outcomes) {
+  for (const { request, added: isNew, existing, relabeled } of outcomes) {
     const id = fingerprint(request.key);
-    if (isNew) {
+    if (relabeled) {
+      const was = relabeled.from === undefined ? "had no label" : `was ${relabeled.from}`;
+      printInfo(`relabelled ${id} as ${relabeled.to} (it ${was}); it keeps its access`);
+    } else if (isNew) {
       added++;
       printInfo(`allowed ${id}${request.label === undefined ? "" : ` as ${request.label}`}`);
     } else {

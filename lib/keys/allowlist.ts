@@ -118,6 +118,8 @@ export interface AllowOutcome {
   added: boolean;
   /** The entry the key already had (when `added` is false). */
   existing?: AllowEntry;
+  /** Set when the key was allowed already and its label is changed to the request's. */
+  relabeled?: { from?: string; to: string };
 }
 
 /** A request whose label another key has (`holder`: in the file, or added before it). */
@@ -132,13 +134,16 @@ export interface AllowPlan {
   outcomes: AllowOutcome[];
   /** The entries to add (`line` 0: they have none yet). */
   added: AllowEntry[];
+  /** Entries of the file whose label changes: the entry and its new label. */
+  relabeled: { entry: AllowEntry; label: string }[];
   /** The requests whose label is taken; if any, nothing may be added. */
   conflicts: AllowConflict[];
 }
 
 /**
  * Plans adding `requests` to an allowlist of `entries`: a key already there (or earlier in
- * `requests`) is left alone, a label already taken is a conflict.
+ * `requests`) is left alone unless the request gives it another label (then it is relabelled),
+ * and a label another key has is a conflict.
  *
  * @example
  * ```ts
@@ -152,19 +157,39 @@ export function planAllow(
   entries: readonly AllowEntry[],
   requests: readonly AllowRequest[],
 ): AllowPlan {
-  const plan: AllowPlan = { outcomes: [], added: [], conflicts: [] };
+  const plan: AllowPlan = { outcomes: [], added: [], conflicts: [], relabeled: [] };
+  const labelOf = (entry: AllowEntry) =>
+    plan.relabeled.find((r) => r.entry === entry)?.label ?? entry.label;
   for (const request of requests) {
     const known = [...entries, ...plan.added];
     const existing = known.find((entry) => sameKey(entry.key, request.key));
-    if (existing) {
+    const holder = request.label === undefined
+      ? undefined
+      : known.find((entry) => labelOf(entry) === request.label && entry !== existing);
+    if (existing && (request.label === undefined || request.label === labelOf(existing))) {
       plan.outcomes.push({ request, added: false, existing });
       continue;
     }
-    const holder = request.label === undefined
-      ? undefined
-      : known.find((entry) => entry.label === request.label);
     if (holder) {
       plan.conflicts.push({ request, holder });
+      continue;
+    }
+    if (
+      existing && entries.includes(existing) && !plan.relabeled.some((r) => r.entry === existing)
+    ) {
+      const to = request.label!;
+      plan.relabeled.push({ entry: existing, label: to });
+      plan.outcomes.push({
+        request,
+        added: false,
+        existing,
+        relabeled: { from: existing.label, to },
+      });
+      continue;
+    }
+    if (existing) {
+      // the same key twice in one request list, with different labels: the first stands
+      plan.outcomes.push({ request, added: false, existing });
       continue;
     }
     plan.added.push({ key: request.key, label: request.label, line: 0 });

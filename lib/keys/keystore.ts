@@ -281,10 +281,12 @@ export class Keystore {
         throw conflictError(path, list.entries, requests.length, plan.conflicts, options.source);
       }
       const added = plan.added.map((entry) => formatAllowLine(entry.key, entry.label));
-      return {
-        lines: added.length > 0 ? [...list.lines, ...added] : undefined,
-        result: plan.outcomes,
-      };
+      const lines = [...list.lines];
+      for (const { entry, label } of plan.relabeled) {
+        lines[entry.line - 1] = formatAllowLine(entry.key, label);
+      }
+      const changed = added.length > 0 || plan.relabeled.length > 0;
+      return { lines: changed ? [...lines, ...added] : undefined, result: plan.outcomes };
     });
   }
 
