@@ -4,7 +4,14 @@ import { confusable, skeleton } from "../lib/protocol/names.ts";
 import type { ServerMessage as Message } from "../lib/protocol/messages.ts";
 
 function member(id: number, name: string, inbox: Message[] = []): Member & { inbox: Message[] } {
-  return { id, name, fingerprint: `${id}`.padStart(4, "0"), inbox, deliver: (m) => inbox.push(m) };
+  return {
+    id,
+    name,
+    fingerprint: `${id}`.padStart(4, "0"),
+    features: new Set(["private"]),
+    inbox,
+    deliver: (m) => inbox.push(m),
+  };
 }
 
 const HEX = "3f9a12bc0d4e77a1";

@@ -49,6 +49,8 @@ export interface Admitted {
   remote: string;
   /** The allowlist as read at its join. */
   allowlist: Allowlist;
+  /** What its `join` says it can do (protocol/messages.ts Feature). */
+  features: string[];
 }
 
 /** What admission needs from the server. */
@@ -310,6 +312,7 @@ export class Admission {
         declared: handshake.remoteName,
         remote: session.remote,
         allowlist,
+        features: joined.features,
       });
     } finally {
       this.#awaiting.delete(awaiting);

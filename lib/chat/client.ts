@@ -19,6 +19,7 @@ import {
   type ControlMessage,
   describeType,
   ErrorCode,
+  Feature,
   MessageType,
   type ServerMessage,
   type WelcomeMessage,
@@ -91,7 +92,17 @@ export interface ClientSession {
   maxLineBytes: number;
   /** How often to send keepalives: the server's interval from its welcome, else the default. */
   keepaliveMs: number;
+  /** What the server can do beyond the core (from its welcome). */
+  features: ReadonlySet<string>;
 }
+
+/** What this client can show, told to the server in its join. */
+export const CLIENT_FEATURES: readonly string[] = [
+  Feature.private,
+  Feature.action,
+  Feature.history,
+  Feature.moderation,
+];
 
 /**
  * `host:port` as pins are keyed: the host in canonical form (`canonicalHost`: `127.1` and
@@ -226,7 +237,8 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       ownsCiphers: true,
     });
     opened.push(channel);
-    await channel.send(bare(MessageType.join));
+    // section 7.10: what this client can show, so the server sends it only what it can
+    await channel.send({ type: MessageType.join, features: [...CLIENT_FEATURES] });
     controlSide.close(); // the data channel owns the ciphers now: they are not wiped
     const welcome = await readWelcome(channel);
     return {
@@ -237,6 +249,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
       members: welcome.members,
       maxLineBytes: welcome.max_line_bytes,
       keepaliveMs: welcome.keepalive_ms,
+      features: new Set(welcome.features),
     };
   } catch (error) {
     // The deadline, or the control channel's close after the join, may have closed it already:
@@ -289,9 +302,19 @@ export type ChatEnd =
   | { kind: "removed"; code: string; message: string } // the server sent an error and closed
   | { kind: "lost"; reason: string }; // the connection failed or fell silent
 
+/** How a line was said: `/me`, replayed from history (with its time), who exactly said it. */
+export interface LineDetails {
+  action?: boolean;
+  replay?: boolean;
+  time?: string;
+  fingerprint?: string;
+}
+
 /** What the client reports while chatting. */
 export interface ChatHandlers {
-  message(from: string, text: string): void;
+  message(from: string, text: string, details?: LineDetails): void;
+  /** A private line to us (from a server with private messages). */
+  private?(from: string, text: string, details?: LineDetails): void;
   presence(event: string, name: string, detail: string): void;
   who(members: string[]): void;
   notice(code: string, message: string): void;
@@ -318,9 +341,32 @@ export class ClientChat {
     });
   }
 
-  /** Sends one line. Throws RangeError (sending nothing) if it cannot fit one frame. */
-  say(text: string): Promise<void> {
-    return this.session.channel.send({ type: MessageType.msg, text });
+  /**
+   * Sends one line (`action`: a `/me` line). Throws RangeError (sending nothing) if it cannot
+   * fit one frame.
+   */
+  say(text: string, action = false): Promise<void> {
+    return this.session.channel.send({
+      type: MessageType.msg,
+      text,
+      ...(action ? { action } : {}),
+    });
+  }
+
+  /**
+   * Sends a line to the member called `to` only. Throws RangeError if the server has no private
+   * messages (an old server would not know the message and drop it) or it cannot fit a frame.
+   */
+  tell(to: string, text: string, action = false): Promise<void> {
+    if (!this.session.features.has(Feature.private)) {
+      throw new RangeError("this server has no private messages (it is an older version)");
+    }
+    return this.session.channel.send({
+      type: MessageType.private,
+      to,
+      text,
+      ...(action ? { action } : {}),
+    });
   }
 
   /** Asks the server who is present (answered through handlers.who). */
@@ -354,7 +400,10 @@ export class ClientChat {
         }
         switch (parsed.type) {
           case MessageType.msg:
-            handlers.message(parsed.from, parsed.text);
+            handlers.message(parsed.from, parsed.text, parsed);
+            break;
+          case MessageType.private:
+            handlers.private?.(parsed.from, parsed.text, parsed);
             break;
           case MessageType.presence:
             handlers.presence(

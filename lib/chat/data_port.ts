@@ -12,7 +12,7 @@ import type { MessageCipher } from "../protocol/channel.ts";
 import { MAX_FRAME_BYTES } from "../protocol/constants.ts";
 import { NoFreePortError, TimeoutError } from "../errors.ts";
 import { FrameReader } from "../protocol/frame.ts";
-import { decodeMessage, MessageType } from "../protocol/messages.ts";
+import { decodeMessage, MessageType, parseClientMessage } from "../protocol/messages.ts";
 import { type Conn, describe, type Listener, type Network } from "./network.ts";
 import { quoteUntrusted } from "./untrusted.ts";
 
@@ -55,6 +55,8 @@ export function listenForData(network: Network, hostname: string, range?: PortRa
 export interface JoinedConnection {
   connection: Conn;
   reader: FrameReader;
+  /** What the client's `join` says it can do (section 7.10). */
+  features: string[];
 }
 
 /**
@@ -181,13 +183,14 @@ class JoinWait {
       if (frame && !this.#outcome) {
         // decryptWithAd is synchronous: two connections can never both consume nonce 0.
         const message = decodeMessage(this.#receiver.decryptWithAd(new Uint8Array(0), frame));
-        if (message.type === MessageType.join) {
+        const join = parseClientMessage(message);
+        if (join?.type === MessageType.join) {
           this.#release(connection);
           reader.maxFrameBytes = MAX_FRAME_BYTES; // proven: the session's frames may follow
           try {
             connection.setNoDelay?.(true);
           } catch { /* reset already: the session's first read will say so */ }
-          return this.#finish({ connection, reader });
+          return this.#finish({ connection, reader, features: join.features ?? [] });
         }
         reason = `first message was ${quoteUntrusted(message.type)}, not a join`;
       }

@@ -47,6 +47,13 @@ export const CONNECT_BURST = 5;
 /** The longest handshake or join deadline a server may set. */
 export const MAX_DEADLINE_MS = 3_600_000;
 
+/**
+ * Lines of the room a server keeps, in memory only, and replays to each newcomer: enough to
+ * catch up on a conversation (a screenful or two), few enough that joining stays instant.
+ * Private lines are never kept.
+ */
+export const HISTORY_LINES = 50;
+
 /** Limits a server runs with; every one has a default (DEFAULT_LIMITS) and a flag. */
 export interface ServerLimits {
   handshakeTimeoutMs: number;
@@ -72,6 +79,8 @@ export interface ServerLimits {
   /** New control connections per second per source address, applied under load. */
   connectRatePerSecond: number;
   connectBurst: number;
+  /** Lines of the room kept and replayed to each newcomer (0: none). */
+  historyLines: number;
 }
 
 /** The defaults of ServerLimits. */
@@ -93,6 +102,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   rateBurstLines: RATE_BURST_LINES,
   connectRatePerSecond: CONNECT_RATE_PER_SECOND,
   connectBurst: CONNECT_BURST,
+  historyLines: HISTORY_LINES,
 };
 
 /** `limits` over the defaults, with the silence limit following the keepalive interval. */

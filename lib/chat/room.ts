@@ -9,10 +9,16 @@
 import { confusable } from "../protocol/names.ts";
 import {
   encodeMessage,
+  Feature,
   type LeaveReason,
   MessageType,
+  type PrivateLine,
+  type RoomLine,
   type ServerMessage,
 } from "../protocol/messages.ts";
+
+/** Whether a private line went: to its member, or why not. */
+export type TellOutcome = "sent" | "no-such-member" | "unsupported";
 
 /** Someone in the room: a connected client or the server's operator. */
 export interface Member {
@@ -20,8 +26,10 @@ export interface Member {
   readonly id: number;
   /** The name shown to everyone (see displayName). */
   readonly name: string;
-  /** The key's fingerprint, or "" for the operator. */
+  /** The key's fingerprint (the server's own for the operator). */
   readonly fingerprint: string;
+  /** What the member's client can do (protocol Feature); the operator can do everything. */
+  readonly features: ReadonlySet<string>;
   /**
    * Hands one message to this member, with its encoding (done once per broadcast, not once per
    * member); must not throw (a member that fails removes itself).
@@ -105,10 +113,21 @@ export function baseOf(name: string): string {
 export class Room {
   readonly #members = new Map<number, Member>();
   readonly #observe: ((message: ServerMessage) => void) | undefined;
+  readonly #historyLines: number;
+  readonly #history: RoomLine[] = [];
 
-  /** `observe` hears every message the room broadcasts (a log, or a headless --json server). */
-  constructor(observe?: (message: ServerMessage) => void) {
+  /**
+   * `observe` hears every message the room broadcasts (a log, or a headless --json server);
+   * the last `historyLines` lines said are kept for newcomers (`history`).
+   */
+  constructor(observe?: (message: ServerMessage) => void, historyLines = 0) {
     this.#observe = observe;
+    this.#historyLines = historyLines;
+  }
+
+  /** The lines said before now (at most `historyLines`), oldest first, marked as replays. */
+  history(): RoomLine[] {
+    return this.#history.map((line) => ({ ...line, replay: true }));
   }
 
   /** Everyone present, in order of arrival. */
@@ -151,11 +170,52 @@ export class Room {
     return member;
   }
 
-  /** Delivers a line from the member with `fromId` to every other member, never back to it. */
-  say(fromId: number, text: string): void {
+  /**
+   * Delivers a line from the member with `fromId` to every other member, never back to it, and
+   * keeps it for the history. `action` is a `/me` line.
+   */
+  say(fromId: number, text: string, action = false): void {
     const sender = this.#members.get(fromId);
     if (!sender) return;
-    this.#broadcast({ type: MessageType.msg, from: sender.name, text }, fromId);
+    const line: RoomLine = {
+      type: MessageType.msg,
+      from: sender.name,
+      text,
+      fingerprint: sender.fingerprint,
+      ...(action ? { action } : {}),
+    };
+    if (this.#historyLines > 0) {
+      this.#history.push({ ...line, time: new Date().toISOString() });
+      if (this.#history.length > this.#historyLines) this.#history.shift();
+    }
+    this.#broadcast(line, fromId);
+  }
+
+  /**
+   * Delivers a private line from `fromId` to the member named `to` only. Says whether it went:
+   * not to someone absent, nor to a client that cannot show private lines (it would drop it).
+   */
+  tell(fromId: number, to: string, text: string, action = false): TellOutcome {
+    const sender = this.#members.get(fromId);
+    const target = this.byName(to);
+    if (!sender || !target || target.id === fromId) return "no-such-member";
+    if (!target.features.has(Feature.private)) return "unsupported";
+    const line: PrivateLine = {
+      type: MessageType.private,
+      from: sender.name,
+      to: target.name,
+      text,
+      fingerprint: sender.fingerprint,
+      ...(action ? { action } : {}),
+    };
+    this.#observe?.(line);
+    target.deliver(line, encodeMessage(line));
+    return "sent";
+  }
+
+  /** Delivers `message` (a notice) to everyone present. */
+  announce(message: ServerMessage): void {
+    this.#broadcast(message, undefined);
   }
 
   #broadcast(message: ServerMessage, exceptId: number | undefined): void {

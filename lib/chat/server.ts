@@ -10,7 +10,7 @@
  */
 import { closeQuietly } from "./accept.ts";
 import type { KeyPair } from "../protocol/crypto.ts";
-import type { ServerMessage } from "../protocol/messages.ts";
+import { Feature, type ServerMessage } from "../protocol/messages.ts";
 import type { Allowlist } from "../keys/allowlist.ts";
 import { fingerprint } from "../keys/key_text.ts";
 import { MemoryNameBook, type NameBook } from "../keys/name_book.ts";
@@ -22,7 +22,7 @@ import { type ServerLimits, withDefaults } from "./limits.ts";
 import { lineProblem } from "./lines.ts";
 import { LogLimiter } from "./log_limit.ts";
 import { type Listener, type Network, TCP } from "./network.ts";
-import { Room } from "./room.ts";
+import { Room, type TellOutcome } from "./room.ts";
 import { Sessions } from "./sessions.ts";
 
 /** How a server is set up. */
@@ -76,7 +76,7 @@ export class ChatServer {
   constructor(config: ServerConfig) {
     this.#config = config;
     this.#limits = withDefaults(config.limits);
-    this.#room = new Room(config.observe);
+    this.#room = new Room(config.observe, this.#limits.historyLines);
     this.#log = new LogLimiter(config.report);
     const closing = () => this.#closing;
     const track = (task: Promise<void>) => this.#track(task);
@@ -106,7 +106,14 @@ export class ChatServer {
     if (config.operator) {
       const deliver = config.operator;
       const print = fingerprint(config.identity.publicKey);
-      this.#room.join({ id: OPERATOR_ID, name: config.name, fingerprint: print, deliver });
+      const features = new Set(Object.values(Feature));
+      this.#room.join({
+        id: OPERATOR_ID,
+        name: config.name,
+        fingerprint: print,
+        features,
+        deliver,
+      });
     }
   }
 
@@ -137,11 +144,34 @@ export class ChatServer {
     );
   }
 
-  /** The operator says `text` to the room; throws RangeError if it is not a valid line. */
-  say(text: string): void {
+  /**
+   * The operator says `text` to the room (`action`: a `/me` line); throws RangeError if it is
+   * not a valid line.
+   */
+  say(text: string, action = false): void {
+    this.#check(text);
+    this.#room.say(OPERATOR_ID, text, action);
+  }
+
+  /** The operator tells `text` to the member called `to` only. */
+  tell(to: string, text: string, action = false): TellOutcome {
+    this.#check(text);
+    return this.#room.tell(OPERATOR_ID, to, text, action);
+  }
+
+  /** The operator removes the member called `name`; false if nobody is called that. */
+  kick(name: string, reason: string): boolean {
+    return this.#sessions.kick(name, reason);
+  }
+
+  /** The operator mutes the member called `name` for `ms`; false if nobody is called that. */
+  mute(name: string, ms: number): boolean {
+    return this.#sessions.mute(name, ms);
+  }
+
+  #check(text: string): void {
     const problem = lineProblem(text, this.#limits.maxLineBytes);
     if (problem) throw new RangeError(problem);
-    this.#room.say(OPERATOR_ID, text);
   }
 
   /**

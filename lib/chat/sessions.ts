@@ -10,6 +10,7 @@ import {
   type ClientMessage,
   ErrorCode,
   errorMessage,
+  Feature,
   type LeaveReason,
   MessageType,
   NoticeCode,
@@ -38,7 +39,17 @@ interface Session {
   leaveReason?: LeaveReason;
   /** What went wrong, when something did (for the one report of the session's end). */
   leaveDetail?: string;
+  /** Until when (performance.now()) the operator muted it. */
+  mutedUntil?: number;
 }
+
+/** What this server can do beyond the core, told in every welcome. */
+export const SERVER_FEATURES: readonly string[] = [
+  Feature.private,
+  Feature.action,
+  Feature.history,
+  Feature.moderation,
+];
 
 /** What the sessions need from the server. */
 export interface SessionsConfig {
@@ -98,8 +109,11 @@ export class Sessions {
       members: room.names(),
       max_line_bytes: limits.maxLineBytes,
       keepalive_ms: limits.keepaliveMs,
+      features: [...SERVER_FEATURES],
     }).catch(() => {});
-    room.join(this.#member(session, admitted.fingerprint));
+    // the history first, marked as replays, then the live room (section 7.10)
+    for (const line of room.history()) channel.send(line).catch(() => {});
+    room.join(this.#member(session, admitted.fingerprint, admitted.features));
     this.#config.log.report({ kind: "joined", name, fingerprint: admitted.fingerprint, remote });
     this.#config.track(this.#serve(session));
   }
@@ -152,11 +166,12 @@ export class Sessions {
   }
 
   /** The room's view of a session: deliveries go to its channel, a failed one drops it. */
-  #member(session: Session, fingerprint: string): Member {
+  #member(session: Session, fingerprint: string, features: string[]): Member {
     return {
       id: session.id,
       name: session.name,
       fingerprint,
+      features: new Set(features),
       deliver: (_message, plaintext) => {
         session.channel.sendPlaintext(plaintext).catch((error) =>
           this.end(session, "dropped", undefined, reason(error))
@@ -180,8 +195,8 @@ export class Sessions {
         if (message.type === MessageType.who) {
           channel.send({ type: MessageType.who, members: this.#config.room.names() })
             .catch(() => {});
-        } else if (message.type === MessageType.msg) {
-          await this.#relay(session, message.text, pace);
+        } else if (message.type === MessageType.msg || message.type === MessageType.private) {
+          await this.#relay(session, message, pace);
         }
         // keepalive: nothing to do (hearing it resets the silence timer)
       }
@@ -219,8 +234,16 @@ export class Sessions {
     };
   }
 
-  /** One line of a member: checked (section 7.7), paced, then said to the room. */
-  async #relay(session: Session, text: string | null, pace: () => Promise<void>): Promise<void> {
+  /**
+   * One line of a member, to the room or to one member: checked (section 7.7), refused while
+   * muted, paced, then delivered.
+   */
+  async #relay(
+    session: Session,
+    line: Extract<ClientMessage, { type: "msg" | "private" }>,
+    pace: () => Promise<void>,
+  ): Promise<void> {
+    const { text } = line;
     const problem = text === null
       ? "the message has no text"
       : lineProblem(text, this.#config.limits.maxLineBytes);
@@ -228,8 +251,55 @@ export class Sessions {
       session.channel.send(noticeMessage(NoticeCode.badLine, problem!)).catch(() => {});
       return;
     }
+    const muted = (session.mutedUntil ?? 0) - performance.now();
+    if (muted > 0) {
+      const message = `you are muted for ${Math.ceil(muted / 1000)} s more; the line was not sent`;
+      session.channel.send(noticeMessage(NoticeCode.muted, message)).catch(() => {});
+      return;
+    }
     await pace();
-    if (this.#sessions.has(session.id)) this.#config.room.say(session.id, text);
+    if (!this.#sessions.has(session.id)) return;
+    const action = line.action === true;
+    if (line.type === MessageType.msg) return this.#config.room.say(session.id, text, action);
+    const outcome = this.#config.room.tell(session.id, line.to, text, action);
+    if (outcome === "sent") return;
+    const why = outcome === "unsupported"
+      ? noticeMessage(NoticeCode.unsupported, `${line.to}'s client cannot show private lines`)
+      : noticeMessage(NoticeCode.noSuchMember, `nobody here is called "${line.to.slice(0, 49)}"`);
+    session.channel.send(why).catch(() => {});
+  }
+
+  /** The session of the member called `name`, if one is here. */
+  #byName(name: string): Session | undefined {
+    return [...this.#sessions.values()].find((session) => session.name === name);
+  }
+
+  /** The operator removes `name`: it and the room are told why. Says whether it was here. */
+  kick(name: string, reason: string): boolean {
+    const session = this.#byName(name);
+    if (!session) return false;
+    const because = reason ? `: ${reason}` : "";
+    this.#config.room.announce(
+      noticeMessage(NoticeCode.moderation, `${name} was removed by the operator${because}`),
+    );
+    const message = `the operator removed you${because}`;
+    this.end(session, "kicked", errorMessage(ErrorCode.kicked, message), reason || undefined);
+    return true;
+  }
+
+  /** The operator mutes `name` for `ms`: it and the room are told. Says whether it was here. */
+  mute(name: string, ms: number): boolean {
+    const session = this.#byName(name);
+    if (!session) return false;
+    session.mutedUntil = performance.now() + ms;
+    const span = describeSpan(ms);
+    session.channel.send(
+      noticeMessage(NoticeCode.muted, `the operator muted you for ${span}`),
+    ).catch(() => {});
+    this.#config.room.announce(
+      noticeMessage(NoticeCode.moderation, `${name} was muted by the operator for ${span}`),
+    );
+    return true;
   }
 
   /**
@@ -282,4 +352,12 @@ export class Sessions {
       this.end(session, "left", bare(MessageType.bye));
     }
   }
+}
+
+/** `ms` for people: `90 s`, `10 min`, `2 h`. */
+export function describeSpan(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }

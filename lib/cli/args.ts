@@ -78,6 +78,7 @@ export interface ServeOptions {
   maxUnproven?: string;
   connectRate?: string;
   connectBurst?: string;
+  history?: string;
 }
 
 /** One limit flag of `chat serve`: the option, its ServerLimits field, its unit and range. */
@@ -133,6 +134,7 @@ export const LIMIT_FLAGS: LimitFlag[] = [
   { option: "maxUnproven", field: "maxUnprovenConnections", unit: "n", min: 1, max: MILLION },
   { option: "connectRate", field: "connectRatePerSecond", unit: "n", min: 1, max: MILLION },
   { option: "connectBurst", field: "connectBurst", unit: "n", min: 1, max: MILLION },
+  { option: "history", field: "historyLines", unit: "n", min: 0, max: 10_000 },
 ];
 
 function flagName(option: string): string {

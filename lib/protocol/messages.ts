@@ -29,6 +29,22 @@ export const MessageType = {
   bye: "bye",
   notice: "notice",
   error: "error",
+  private: "private",
+} as const;
+
+/**
+ * What a server or client can do beyond `chat/1`'s core, announced in `welcome.features` and
+ * `join.features` (section 7.10). A peer sends a feature's messages only to one that has it.
+ */
+export const Feature = {
+  /** `private` messages. */
+  private: "private",
+  /** `action` lines (`/me`). */
+  action: "action",
+  /** replayed history after the welcome. */
+  history: "history",
+  /** `kicked` removals and `muted` notices. */
+  moderation: "moderation",
 } as const;
 
 /** The codes of `error` (section 7.3). A client must accept codes it does not know. */
@@ -39,16 +55,21 @@ export const ErrorCode = {
   revoked: "revoked",
   replaced: "replaced",
   nameConfusable: "name-confusable",
+  kicked: "kicked",
 } as const;
 
 /** The codes of `notice` (section 7.4). */
 export const NoticeCode = {
   slowDown: "slow-down",
   badLine: "bad-line",
+  noSuchMember: "no-such-member",
+  unsupported: "unsupported",
+  muted: "muted",
+  moderation: "moderation",
 } as const;
 
 /** Why a member left, as `presence` says (section 7.9). A client must accept other strings. */
-export type LeaveReason = "left" | "lost" | "revoked" | "replaced" | "dropped";
+export type LeaveReason = "left" | "lost" | "revoked" | "replaced" | "dropped" | "kicked";
 
 // --- Messages -----------------------------------------------------------------------------
 
@@ -70,6 +91,33 @@ export interface WelcomeMessage {
   members: string[];
   max_line_bytes: number;
   keepalive_ms: number;
+  /** What the server can do beyond the core (Feature); [] from a server that says nothing. */
+  features: string[];
+}
+
+/** A line said to the room, as relayed (s->c `msg`). */
+export interface RoomLine {
+  type: typeof MessageType.msg;
+  from: string;
+  text: string;
+  /** The speaker's key fingerprint (absent for the operator of an older server). */
+  fingerprint?: string;
+  /** `/me`: an action, shown as `* from text`. */
+  action?: boolean;
+  /** A line from before the client joined, replayed from the server's history. */
+  replay?: boolean;
+  /** When it was said (ISO 8601; set on replayed lines). */
+  time?: string;
+}
+
+/** A line to one member (s->c `private`). */
+export interface PrivateLine {
+  type: typeof MessageType.private;
+  from: string;
+  to: string;
+  text: string;
+  fingerprint?: string;
+  action?: boolean;
 }
 
 /** The server's one message on the control connection: where to join, or why not. */
@@ -77,9 +125,10 @@ export type ControlMessage = { type: typeof MessageType.port; port: number } | E
 
 /** What a client sends on the data connection. */
 export type ClientMessage =
-  | { type: typeof MessageType.join }
+  | { type: typeof MessageType.join; features?: string[] }
   /** `text` is null when the client sent no string: a bad line (section 7.7). */
-  | { type: typeof MessageType.msg; text: string | null }
+  | { type: typeof MessageType.msg; text: string | null; action?: boolean }
+  | { type: typeof MessageType.private; to: string; text: string | null; action?: boolean }
   | { type: typeof MessageType.who }
   | { type: typeof MessageType.keepalive }
   | { type: typeof MessageType.bye };
@@ -90,7 +139,8 @@ export type ClientLine = Exclude<ClientMessage, { type: typeof MessageType.join 
 /** What the server sends on the data connection. */
 export type ServerMessage =
   | WelcomeMessage
-  | { type: typeof MessageType.msg; from: string; text: string }
+  | RoomLine
+  | PrivateLine
   | { type: typeof MessageType.presence; event: "join"; name: string; fingerprint: string }
   | { type: typeof MessageType.presence; event: "leave"; name: string; reason: string }
   | { type: typeof MessageType.who; members: string[] }
@@ -169,6 +219,16 @@ function field<T>(
   return value;
 }
 
+/** The optional fields of a relayed line: the speaker's fingerprint, and `/me`. */
+function lineExtras(message: Message): { fingerprint?: string; action?: boolean } {
+  return {
+    ...(message.fingerprint === undefined
+      ? {}
+      : { fingerprint: field(message, "fingerprint", isFingerprint, "a fingerprint") }),
+    ...(message.action === true ? { action: true } : {}),
+  };
+}
+
 /** How a received type is named in an error: itself if it is a plain token, else not at all. */
 export function describeType(type: string): string {
   return CODE.test(type) ? `"${type}"` : "a message of another type";
@@ -208,6 +268,8 @@ export function parseWelcome(message: Message): WelcomeMessage {
       ? message.max_line_bytes as number
       : Infinity,
     keepalive_ms: keepaliveInterval(message.keepalive_ms),
+    // section 7.10: a server that does not say has none; names a client does not know are kept
+    features: Array.isArray(message.features) ? message.features.filter(isCode) : [],
   };
 }
 
@@ -237,6 +299,19 @@ export function parseServerMessage(message: Message): ServerMessage | undefined 
         type: MessageType.msg,
         from: field(message, "from", isDisplayName, NAME),
         text: field(message, "text", isString, "a string"),
+        ...lineExtras(message),
+        ...(message.replay === true ? { replay: true } : {}),
+        ...(isString(message.time) && !Number.isNaN(Date.parse(message.time))
+          ? { time: message.time }
+          : {}),
+      };
+    case MessageType.private:
+      return {
+        type: MessageType.private,
+        from: field(message, "from", isDisplayName, NAME),
+        to: field(message, "to", isDisplayName, NAME),
+        text: field(message, "text", isString, "a string"),
+        ...lineExtras(message),
       };
     case MessageType.presence: {
       const name = field(message, "name", isDisplayName, NAME);
@@ -272,8 +347,24 @@ export function parseServerMessage(message: Message): ServerMessage | undefined 
 export function parseClientMessage(message: Message): ClientMessage | undefined {
   switch (message.type) {
     case MessageType.msg:
-      return { type: MessageType.msg, text: isString(message.text) ? message.text : null };
+      return {
+        type: MessageType.msg,
+        text: isString(message.text) ? message.text : null,
+        ...(message.action === true ? { action: true } : {}),
+      };
+    case MessageType.private:
+      return {
+        type: MessageType.private,
+        // a `to` that names nobody is answered with a notice, so any string is taken here
+        to: isString(message.to) ? message.to : "",
+        text: isString(message.text) ? message.text : null,
+        ...(message.action === true ? { action: true } : {}),
+      };
     case MessageType.join:
+      return {
+        type: MessageType.join,
+        features: Array.isArray(message.features) ? message.features.filter(isCode) : [],
+      };
     case MessageType.who:
     case MessageType.keepalive:
     case MessageType.bye:
