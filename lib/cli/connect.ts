@@ -103,8 +103,8 @@ async function converse(
   };
   const leave = () => void chat.leave();
   const terminal: Terminal = new Terminal(view, {
-    line(text) {
-      const command = parseLineCommand(text, view.interactive);
+    line(text, info) {
+      const command = parseLineCommand(text, view.interactive && !info.pasted);
       switch (command.kind) {
         case "quit":
           return leave();
