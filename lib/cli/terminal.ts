@@ -399,6 +399,9 @@ export class Terminal {
     this.#hide();
     this.#suspended = true;
     this.#restore();
+    // Only this process: stopping the whole job (pid 0) needs --allow-run. Under a parent in the
+    // same job (`deno task chat`) the parent does not stop, so the shell does not get the
+    // terminal back until `kill -CONT`; run `chat` or `deno run … main.ts` directly.
     Deno.kill(Deno.pid, "SIGTSTP");
     // A job the shell does not control (an orphaned process group) is not stopped: go on.
     setTimeout(() => this.#resume(), SUSPEND_FALLBACK_MS);
