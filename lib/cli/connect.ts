@@ -133,8 +133,8 @@ async function converse(
     terminal.sent(chat.session.name, text);
   };
   const terminal: Terminal = new Terminal(view, {
-    line(text) {
-      const command = parseLineCommand(text, view.interactive);
+    line(text, info) {
+      const command = parseLineCommand(text, view.interactive && !info.pasted);
       switch (command.kind) {
         case "quit":
           return leave();

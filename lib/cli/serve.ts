@@ -157,8 +157,8 @@ function operatorTerminal(
 ): Terminal {
   const view = detectTerminal(json);
   const terminal: Terminal = new Terminal(view, {
-    line(text) {
-      const command = parseLineCommand(text, view.interactive);
+    line(text, info) {
+      const command = parseLineCommand(text, view.interactive && !info.pasted);
       switch (command.kind) {
         case "quit":
           return void shutdown();

@@ -1,0 +1,254 @@
+/**
+ * The person at the keyboard: the interactive `chat connect` in a real pseudo-terminal (tmux),
+ * against a real `chat serve`. Keys go in with `send-keys`, pastes with `paste-buffer -p`
+ * (bracketed, as a terminal pastes), and the screen comes back with `capture-pane`. Skipped, with
+ * the reason printed, where tmux is not installed.
+ */
+import { fileURLToPath } from "node:url";
+import { assert } from "./helpers.ts";
+import { CHAT_PERMISSIONS, type ChatProcess, Sandbox } from "./process.ts";
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+
+function tmuxVersion(): string | undefined {
+  try {
+    const { success, stdout } = new Deno.Command("tmux", { args: ["-V"], stdout: "piped" })
+      .outputSync();
+    return success ? new TextDecoder().decode(stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const TMUX = tmuxVersion();
+if (!TMUX) console.log("pty_test.ts: skipped: tmux is not installed (apt-get install tmux)");
+
+let sockets = 0;
+
+/** One tmux server on its own socket, with one pane running a shell. */
+class Pane {
+  readonly socket = `chat-pty-${Deno.pid}-${++sockets}`;
+
+  async tmux(...args: string[]): Promise<string> {
+    const { success, stdout, stderr } = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stdout);
+    if (!success) throw new Error(`tmux ${args[0]}: ${new TextDecoder().decode(stderr)}`);
+    return text;
+  }
+
+  /** Starts `bash --norc` in a pane of `columns` by `rows`, in `dir`. */
+  async start(dir: string, columns: number, rows: number): Promise<void> {
+    await this.tmux(
+      "new-session",
+      "-d",
+      "-x",
+      String(columns),
+      "-y",
+      String(rows),
+      "-c",
+      dir,
+      "env PS1='$ ' bash --norc --noprofile",
+    );
+  }
+
+  /** Types `text` literally. */
+  async type(text: string): Promise<void> {
+    await this.tmux("send-keys", "-l", text);
+  }
+
+  /** Presses keys by name (`Enter`, `C-z`). */
+  async press(...keys: string[]): Promise<void> {
+    await this.tmux("send-keys", ...keys);
+  }
+
+  /** Pastes `text` as a terminal does with bracketed paste on. */
+  async paste(text: string, dir: string): Promise<void> {
+    const file = `${dir}/paste-${sockets}.txt`;
+    await Deno.writeTextFile(file, text);
+    await this.tmux("load-buffer", file);
+    await this.tmux("paste-buffer", "-p", "-d");
+  }
+
+  /** The whole pane, scrollback included, without the empty rows at the end. */
+  async screen(): Promise<string> {
+    return (await this.tmux("capture-pane", "-p", "-S", "-")).replace(/\s+$/, "");
+  }
+
+  /** Waits until the screen passes `test`; fails with the screen after `timeoutMs`. */
+  async waitFor(test: (screen: string) => boolean, what: string, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    let screen = "";
+    while (Date.now() < deadline) {
+      screen = await this.screen();
+      if (test(screen)) return screen;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new assert.AssertionError({ message: `no ${what} within ${timeoutMs} ms:\n${screen}` });
+  }
+
+  async kill(): Promise<void> {
+    await this.tmux("kill-server").catch(() => {});
+  }
+}
+
+/**
+ * A server (`alice`, its operator's stdin a pipe) and `bob`'s interactive client in a pane; the
+ * client has joined when `test` runs.
+ */
+function ptyTest(
+  name: string,
+  size: { columns: number; rows: number },
+  test: (chat: { pane: Pane; server: ChatProcess; dir: string }) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: !TMUX,
+    fn: () =>
+      Sandbox.run(async (sandbox) => {
+        await sandbox.keygen("alice");
+        const bob = await sandbox.keygen("bob");
+        const allowed = await sandbox.run(["--keys", "alice", "allow", bob, "--name", "bob"]);
+        assert.equal(allowed.code, 0, allowed.stderr);
+        const { server, address } = await sandbox.serve("alice", ["--name", "alice"]);
+        const pane = new Pane();
+        try {
+          await pane.start(sandbox.dir, size.columns, size.rows);
+          const command = [Deno.execPath(), "run", ...CHAT_PERMISSIONS, MAIN]
+            .concat(["--keys", "bob", "connect", address, "--name", "bob"])
+            .map((word) => `'${word}'`).join(" ");
+          await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}`);
+          await pane.press("Enter");
+          await pane.waitFor((s) => /joined alice/.test(s) && s.endsWith("\n>"), "prompt", 20_000);
+          await test({ pane, server, dir: sandbox.dir });
+        } finally {
+          await pane.kill();
+        }
+      }),
+  });
+}
+
+/** The rows of `screen` that contain `text`. */
+function rowsWith(screen: string, text: string): string[] {
+  return screen.split("\n").filter((row) => row.includes(text));
+}
+
+ptyTest("a 16 KiB paste is echoed, and sent and received whole within 1 s", {
+  columns: 100,
+  rows: 30,
+}, async ({ pane, server, dir }) => {
+  const text = "0123456789abcdef".repeat(1024);
+  const start = performance.now();
+  await pane.paste(text, dir);
+  await pane.press("Enter");
+  await server.waitFor("stdout", new RegExp(`^bob: ${text}$`), 5_000);
+  const elapsed = performance.now() - start;
+  console.log(`  16 KiB paste to the server's stdout: ${elapsed.toFixed(0)} ms`);
+  assert.ok(elapsed < 1_000, `took ${elapsed.toFixed(0)} ms`);
+  // still responsive: a line typed after it arrives
+  await pane.type("after the paste");
+  await pane.press("Enter");
+  await server.waitFor("stdout", /^bob: after the paste$/, 5_000);
+});
+
+ptyTest("a line arriving while a 3-row line is half-typed shows, and the typed line stays whole", {
+  columns: 100,
+  rows: 30,
+}, async ({ pane, server }) => {
+  const typed = Array.from({ length: 25 }, (_, i) => `word${String(i).padStart(2, "0")}-abc`)
+    .join("") + "x".repeat(1); // 251 characters: 3 rows after the prompt
+  await pane.type(typed);
+  await pane.waitFor((s) => s.includes("word24-abcx"), "the typed line");
+  await server.send("the operator speaks");
+  const screen = await pane.waitFor((s) => s.includes("alice: the operator speaks"), "the line");
+  const rows = screen.split("\n");
+  const said = rows.findIndex((row) => row.includes("alice: the operator speaks"));
+  // below the line: exactly the input, 3 rows, and nothing of it anywhere above
+  assert.equal(rows.slice(said + 1).join(""), "> " + typed, screen);
+  assert.equal(rows.length - said - 1, 3, screen);
+  assert.equal(rowsWith(screen, "word00").length, 1, screen);
+  await pane.press("Enter");
+  await server.waitFor("stdout", new RegExp(`^bob: ${typed}$`), 5_000);
+});
+
+ptyTest("Ctrl-Z suspends with the terminal given back, and fg redraws with the chat alive", {
+  columns: 100,
+  rows: 30,
+}, async ({ pane, server }) => {
+  await pane.type("half");
+  await pane.press("C-z");
+  await pane.waitFor((s) => /Stopped/.test(s) && /^\$\s*$/m.test(s), "the shell's prompt");
+  await pane.type("stty -a | grep -o -- ' -\\?icanon'"); // cooked mode again
+  await pane.press("Enter");
+  await pane.waitFor((s) => /^ icanon$/m.test(s), "icanon (cooked mode) after Ctrl-Z");
+  await server.send("while you were away");
+  await pane.type("fg");
+  await pane.press("Enter");
+  const screen = await pane.waitFor(
+    (s) => /alice: while you were away/.test(s) && /^> half$/m.test(s.split("\n").at(-1)!),
+    "the redrawn prompt after fg",
+  );
+  assert.ok(screen.split("\n").at(-1) === "> half", screen);
+  await pane.type(" and back");
+  await pane.press("Enter");
+  await server.waitFor("stdout", /^bob: half and back$/, 5_000);
+});
+
+ptyTest("a pasted exit is text: every pasted line arrives, and the client stays connected", {
+  columns: 100,
+  rows: 30,
+}, async ({ pane, server, dir }) => {
+  await pane.paste("first\nexit\n/quit\n/who\nlast\n", dir);
+  for (const line of ["first", "exit", "/quit", "/who", "last"]) {
+    await server.waitFor("stdout", new RegExp(`^bob: ${line}$`), 5_000);
+  }
+  const said = server.stdout.filter((line) => line.startsWith("bob: "));
+  assert.deepEqual(said, ["bob: first", "bob: exit", "bob: /quit", "bob: /who", "bob: last"]);
+  await server.send("still there?");
+  await pane.waitFor((s) => s.includes("alice: still there?"), "a line after the paste");
+  await pane.type("yes");
+  await pane.press("Enter");
+  await server.waitFor("stdout", /^bob: yes$/, 5_000);
+  // a typed exit still leaves
+  await pane.type("exit");
+  await pane.press("Enter");
+  await pane.waitFor((s) => /^\$\s*$/m.test(s.split("\n").at(-1)!), "the shell after exit");
+});
+
+ptyTest("wide characters wrapped at 40 columns leave no stray rows; a resize redraws", {
+  columns: 40,
+  rows: 20,
+}, async ({ pane, server }) => {
+  const typed = "漢字かな交じり文😀 wide 日本語のテキストです🎉🎉 more 中文字符 end";
+  await pane.type(typed);
+  await pane.waitFor((s) => s.includes("end"), "the typed line");
+  const check = async (said: string, columns: number) => {
+    await server.send(said);
+    const screen = await pane.waitFor((s) => s.includes(`alice: ${said}`), said);
+    const rows = screen.split("\n");
+    const at = rows.findIndex((row) => row.includes(`alice: ${said}`));
+    const input = rows.slice(at + 1);
+    assert.equal(input.join(""), "> " + typed, screen); // only the input, below the line
+    assert.ok(input.length >= 2 && input.length <= 4, screen);
+    assert.equal(rowsWith(screen, "漢字かな").length, 1, screen); // no stray rows anywhere
+    for (const row of rows) assert.ok(displayColumns(row) <= columns, `row too wide: ${row}`);
+  };
+  await check("one", 40);
+  await check("two", 40);
+  await pane.tmux("resize-window", "-x", "30");
+  await check("after narrowing", 30);
+  await pane.tmux("resize-window", "-x", "60");
+  await check("after widening", 60);
+  await pane.press("Enter");
+  await server.waitFor("stdout", new RegExp(`^bob: ${typed}$`), 5_000);
+});
+
+/** Columns of a captured row (CJK and these emoji are 2). */
+function displayColumns(row: string): number {
+  let columns = 0;
+  for (const c of row) columns += /[\u3000-\u9fff\u{1f300}-\u{1faff}]/u.test(c) ? 2 : 1;
+  return columns;
+}
