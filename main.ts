@@ -4,7 +4,7 @@
  * `lib/cli/`. Usage errors exit 2, other errors 1 (see `Exit`), always without a stack trace.
  * @module
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import denoJson from "./deno.json" with { type: "json" };
 import { type Context, createContext, type GlobalOptions } from "./lib/cli/context.ts";
 import { printError, reportError, writeStderr, writeStdout } from "./lib/cli/output.ts";
@@ -132,6 +132,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--max-unproven <N>", "unproven connections on all data ports; oldest shed (256)")
     .option("--connect-rate <N>", "new connections/s per address while busy; more are shed (20)")
     .option("--connect-burst <N>", "new connections at once per address before the rate (5)")
+    .option("--history <N>", "lines kept and replayed to each newcomer; 0 for none (50)")
+    .option("--log <FILE>", "append every room event to FILE as JSON lines (created 0600)")
     .addHelpText(
       "after",
       `
@@ -161,12 +163,19 @@ Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
       "--reconnect",
       "join again after a lost connection even from a pipe (always at a terminal)",
     )
+    .addOption(
+      new Option("--bell <WHEN>", "ring the bell at a terminal: off, mention, all")
+        .choices(["off", "mention", "all"])
+        .default("mention"),
+    )
     .addHelpText(
       "after",
       `
 The server's key is pinned on first contact (keys/known_servers) and checked ever after.
-At a terminal: /who, /help, /quit or exit. From a pipe: every line is sent; at the end of
-input the client says bye and exits 0 (unless --stay). Received lines print as NAME: text.
+At a terminal: /msg NAME text, /me text, /ignore NAME, /who, /help, /quit or exit. From a
+pipe: every line is sent; at the end of input the client says bye and exits 0 (unless
+--stay). Received lines print as NAME: text. A lost connection is rejoined at a terminal
+(from a pipe with --reconnect).
 Exit codes: 0 ok, 3 not allowed, 4 server key changed, 5 connection failed or lost,
 6 removed by the server (revoked).`,
     )

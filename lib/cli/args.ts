@@ -25,6 +25,29 @@ export function parsePortRange(text: string): PortRange {
   return { first, last };
 }
 
+/**
+ * Parses a duration such as `90s`, `30m`, `24h` or `7d` (a bare number is seconds) into
+ * milliseconds; throws SyntaxError saying what is expected.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./args.ts";
+ * parseDuration("90s"); // 90000
+ * parseDuration("2h"); // 7200000
+ * ```
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,7})([smhd]?)$/.exec(text.trim());
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match?.[2] ?? ""];
+  const ms = match ? Number(match[1]) * unit! * 1000 : NaN;
+  if (!(ms > 0 && ms <= 365 * 86400 * 1000)) {
+    throw new SyntaxError(
+      `invalid duration "${text}": expected a number with s, m, h or d, e.g. 90s, 30m, 24h, 7d`,
+    );
+  }
+  return ms;
+}
+
 /** Parses a TCP port number 1..65535 (0 only when `allowZero`, meaning "any free port"). */
 export function parsePort(text: string, allowZero = false): number {
   const port = /^\d{1,5}$/.test(text.trim()) ? Number(text) : NaN;
@@ -79,6 +102,8 @@ export interface ServeOptions {
   connectRate?: string;
   connectBurst?: string;
   history?: string;
+  /** `--log FILE`: every room event appended as JSON lines. */
+  log?: string;
 }
 
 /** One limit flag of `chat serve`: the option, its ServerLimits field, its unit and range. */

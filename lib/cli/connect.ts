@@ -3,13 +3,7 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
-import {
-  type ChatEnd,
-  type ChatHandlers,
-  ClientChat,
-  type ClientSession,
-  joinServer,
-} from "../chat/client.ts";
+import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
 import { reconnect } from "./reconnect.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
@@ -28,10 +22,10 @@ import { parseTarget } from "./args.ts";
 import { detectTerminal, Terminal } from "./terminal.ts";
 import { checkName, CLIENT_HELP, onSignals } from "./chatting.ts";
 import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
-import { parseLineCommand } from "./line_command.ts";
+import { parseLineCommand, TEXT, TYPED } from "./line_command.ts";
+import { type BellMode, RoomView } from "./room_view.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
-import { printData, printError, printInfo } from "./output.ts";
-import { formatJsonEvent, type JsonEvent } from "./json_events.ts";
+import { printError, printInfo } from "./output.ts";
 import { Exit } from "./exit.ts";
 
 /** Options of `chat connect`. */
@@ -42,6 +36,8 @@ export interface ConnectOptions {
   stay?: boolean;
   /** Reconnect after a lost connection even when not at a terminal. */
   reconnect?: boolean;
+  /** When the bell rings at a terminal (default: a private line or a mention of your name). */
+  bell?: BellMode;
 }
 
 /** Runs `chat connect`; resolves with the exit code when the chat has ended. */
@@ -122,19 +118,26 @@ async function converse(
     leaving.resolve();
     if (chat) void chat.leave();
   };
-  const send = (text: string) => {
+  const send = (text: string, action = false, to?: string) => {
     if (!chat) return terminal.error("not connected (reconnecting): the line was not sent");
     const problem = lineProblem(text, chat.session.maxLineBytes);
     if (problem) {
       refused = true;
       return terminal.error(problem);
     }
-    chat.say(text).catch(() => {}); // a failed send shows up as the chat ending
-    terminal.sent(chat.session.name, text);
+    try {
+      const sending = to === undefined ? chat.say(text, action) : chat.tell(to, text, action);
+      sending.catch(() => {}); // a failed send shows up as the chat ending
+    } catch (error) {
+      return terminal.error((error as Error).message); // no private lines on this server
+    }
+    const shown = to === undefined ? text : `(to ${to}) ${text}`;
+    terminal.sent(chat.session.name, shown, { action, private: to !== undefined });
   };
   const terminal: Terminal = new Terminal(view, {
     line(text, info) {
-      const command = parseLineCommand(text, view.interactive && !info.pasted);
+      const mode = view.interactive && !info.pasted ? TYPED : TEXT;
+      const command = parseLineCommand(text, mode);
       switch (command.kind) {
         case "quit":
           return leave();
@@ -142,12 +145,23 @@ async function converse(
           return chat ? chat.askWho() : terminal.error("not connected (reconnecting)");
         case "help":
           return terminal.info(CLIENT_HELP);
+        case "say":
+          return send(command.text, command.action);
+        case "msg":
+          return send(command.text, false, command.to);
+        case "ignore":
+          return terminal.info(room.ignore(command.name));
+        case "unignore":
+          return terminal.info(room.unignore(command.name));
+        case "kick":
+        case "mute":
+          return terminal.error("only the server's operator can do that");
+        case "usage":
+          return terminal.error(`usage: ${command.usage}`);
         case "unknown":
           return terminal.error(`unknown command ${command.command}`, [
             "type /help for the commands",
           ]);
-        case "say":
-          return send(command.text);
       }
     },
     end() {
@@ -156,11 +170,16 @@ async function converse(
     },
     interrupt: leave,
   });
+  const room = new RoomView(terminal, {
+    json: Boolean(options.json),
+    bell: options.bell ?? "mention",
+  });
   const removeSignals = onSignals(leave);
   let session = first;
   let how: ConversationEnd;
   while (true) {
-    chat = new ClientChat(session, chatHandlers(terminal, options));
+    room.ownName = session.name;
+    chat = new ClientChat(session, room.handlers());
     how = await chat.ended;
     chat = undefined;
     const retry = how.kind === "lost" && !left && (view.interactive || options.reconnect);
@@ -185,31 +204,6 @@ async function converse(
   removeSignals();
   terminal.close();
   return { how, refused };
-}
-
-/** What a chat shows: JSON events with --json, else lines and notes on the terminal. */
-function chatHandlers(terminal: Terminal, options: ConnectOptions): ChatHandlers {
-  const json = (event: JsonEvent) => printData(formatJsonEvent(event));
-  return {
-    message: (from, text) =>
-      options.json ? json({ event: "line", from, text }) : terminal.message(from, text),
-    presence(event, who, detail) {
-      if (options.json) {
-        return json(
-          event === "join"
-            ? { event: "join", name: who, fingerprint: detail }
-            : { event: "leave", name: who, reason: detail },
-        );
-      }
-      terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`);
-    },
-    who: (members) =>
-      terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
-    notice: (code, message) =>
-      options.json
-        ? json({ event: "notice", code, message })
-        : terminal.info(`server: ${clip(message)}`),
-  };
 }
 
 /**

@@ -14,7 +14,8 @@ export const JSON_EVENTS_VERSION = 1;
 
 /** Every event of version 1, with its fields. */
 export type JsonEvent =
-  | { event: "line"; from: string; text: string }
+  | { event: "line"; from: string; text: string; action?: true; replay?: true }
+  | { event: "private"; from: string; to: string; text: string; action?: true }
   | { event: "join"; name: string; fingerprint: string; remote?: string }
   | { event: "leave"; name: string; reason: string; detail?: string }
   | { event: "notice"; code: string; message: string }

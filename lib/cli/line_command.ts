@@ -1,7 +1,8 @@
 /**
  * What a typed line means at the chat prompt, for `serve` and `connect` alike: an exit word, a
- * slash command, or text to say (`//` at the start sends one literal `/`). From a pipe, every
- * line is text, said verbatim.
+ * slash command, or text to say (`//` at the start sends one literal `/`). Pasted text and a
+ * client's piped lines are always text; a server's piped lines may be commands (a supervising
+ * script moderates that way).
  * @module
  */
 
@@ -10,33 +11,86 @@ export const EXIT_WORDS: ReadonlySet<string> = new Set(["/quit", "exit"]);
 
 /** What a line asks for. */
 export type LineCommand =
-  | { kind: "say"; text: string }
+  | { kind: "say"; text: string; action?: boolean }
+  | { kind: "msg"; to: string; text: string }
+  | { kind: "kick"; name: string; reason: string }
+  | { kind: "mute"; name: string; duration?: string }
+  | { kind: "ignore"; name: string }
+  | { kind: "unignore"; name: string }
   | { kind: "quit" }
   | { kind: "who" }
   | { kind: "help" }
+  | { kind: "usage"; command: string; usage: string }
   | { kind: "unknown"; command: string }
   | { kind: "nothing" };
 
+/** How lines are read: slash commands at all, and bare exit words (`exit`) too. */
+export interface LineMode {
+  commands: boolean;
+  exitWords: boolean;
+}
+
+/** At a terminal: commands and exit words. */
+export const TYPED: LineMode = { commands: true, exitWords: true };
+/** Pasted, or a client's pipe: everything is text. */
+export const TEXT: LineMode = { commands: false, exitWords: false };
+/** A server's pipe: `/` commands (`//` for a literal `/`), but `exit` is text. */
+export const SCRIPTED: LineMode = { commands: true, exitWords: false };
+
+/** The commands with arguments, and how they are written. */
+const USAGE: Record<string, string> = {
+  "/msg": "/msg NAME text",
+  "/me": "/me text",
+  "/kick": "/kick NAME [reason]",
+  "/mute": "/mute NAME [duration, e.g. 90s, 10m, 2h]",
+  "/ignore": "/ignore NAME",
+  "/unignore": "/unignore NAME",
+};
+
 /**
- * Reads one line typed at the prompt (`interactive`), or read from a pipe (then it is text).
+ * Reads one line.
  *
  * @example
  * ```ts
- * import { parseLineCommand } from "./line_command.ts";
- * parseLineCommand("/who", true); // { kind: "who" }
- * parseLineCommand("//etc", true); // { kind: "say", text: "/etc" }
- * parseLineCommand("/who", false); // { kind: "say", text: "/who" }
+ * import { parseLineCommand, TEXT, TYPED } from "./line_command.ts";
+ * parseLineCommand("/who", TYPED); // { kind: "who" }
+ * parseLineCommand("//etc", TYPED); // { kind: "say", text: "/etc" }
+ * parseLineCommand("/msg bob hi there", TYPED); // { kind: "msg", to: "bob", text: "hi there" }
+ * parseLineCommand("/who", TEXT); // { kind: "say", text: "/who" }
  * ```
  */
-export function parseLineCommand(line: string, interactive: boolean): LineCommand {
-  if (!interactive) return line ? { kind: "say", text: line } : { kind: "nothing" };
+export function parseLineCommand(line: string, mode: LineMode): LineCommand {
+  if (!mode.commands) return line ? { kind: "say", text: line } : { kind: "nothing" };
   const command = line.trim();
-  if (EXIT_WORDS.has(command)) return { kind: "quit" };
+  if (command === "/quit" || (mode.exitWords && EXIT_WORDS.has(command))) return { kind: "quit" };
   if (command === "/who") return { kind: "who" };
   if (command === "/help") return { kind: "help" };
-  if (command.startsWith("/") && !command.startsWith("//")) {
-    return { kind: "unknown", command: command.split(/\s/)[0] };
-  }
+  if (command.startsWith("/") && !command.startsWith("//")) return withArguments(command);
   if (!line) return { kind: "nothing" };
   return { kind: "say", text: line.startsWith("//") ? line.slice(1) : line };
+}
+
+function withArguments(command: string): LineCommand {
+  const [name, ...rest] = command.split(/\s+/);
+  const [first = "", ...more] = rest;
+  const text = command.slice(name.length).trim();
+  const afterFirst = text.slice(first.length).trim();
+  const usage = (): LineCommand => ({ kind: "usage", command: name, usage: USAGE[name] });
+  switch (name) {
+    case "/me":
+      return text ? { kind: "say", text, action: true } : usage();
+    case "/msg":
+      return first && afterFirst ? { kind: "msg", to: first, text: afterFirst } : usage();
+    case "/kick":
+      return first ? { kind: "kick", name: first, reason: afterFirst } : usage();
+    case "/mute":
+      return first && more.length <= 1 ? { kind: "mute", name: first, duration: more[0] } : usage();
+    case "/ignore":
+    case "/unignore":
+      return first && more.length === 0
+        ? { kind: name === "/ignore" ? "ignore" : "unignore", name: first }
+        : usage();
+    default:
+      return { kind: "unknown", command: name };
+  }
 }

@@ -7,18 +7,25 @@ import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { AllowlistReader } from "../keys/allowlist.ts";
 import { FileNameBook } from "../keys/name_book.ts";
 import { MessageType, type ServerMessage } from "../protocol/messages.ts";
-import { formatJsonEvent, roomEventOf } from "./json_events.ts";
+import { formatJsonEvent, type JsonEvent, roomEventOf } from "./json_events.ts";
+import { RoomLog } from "./room_log.ts";
 import type { PortRange } from "../chat/data_port.ts";
 import { ChatServer } from "../chat/server.ts";
-import { parseLimits, parsePort, parsePortRange, type ServeOptions } from "./args.ts";
+import {
+  parseDuration,
+  parseLimits,
+  parsePort,
+  parsePortRange,
+  type ServeOptions,
+} from "./args.ts";
 import { checkName, onSignals, OPERATOR_HELP } from "./chatting.ts";
 import { commandPrefix, type Context } from "./context.ts";
 import { Exit } from "./exit.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
-import { parseLineCommand } from "./line_command.ts";
+import { type LineCommand, parseLineCommand, SCRIPTED, TEXT, TYPED } from "./line_command.ts";
 import { printData, printInfo, UserError } from "./output.ts";
 import { describeEvent } from "./server_log.ts";
-import { detectTerminal, Terminal } from "./terminal.ts";
+import { detectTerminal, type MessageStyle, Terminal } from "./terminal.ts";
 import { sanitize } from "../chat/untrusted.ts";
 
 export type { ServeOptions };
@@ -41,6 +48,12 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     for (const e of errors) log(`warning: allowlist line ignored: ${path}:${e.line}: ${e.message}`);
   });
   const names = await FileNameBook.open(keystore, (line) => log(`warning: ${line}`));
+  const roomLog = options.log === undefined ? undefined : await RoomLog.open(options.log);
+  // the room's story as JSON events: on stdout with --json, into the file with --log
+  const story = (line: string) => {
+    if (options.json) printData(line);
+    roomLog?.write(line);
+  };
 
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => stopped = resolve);
@@ -54,8 +67,8 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     readAllowlist: () => allowlist.read(),
     report(event) {
       log(describeEvent(event, wording));
-      const roomEvent = options.json ? roomEventOf(event) : undefined;
-      if (roomEvent) printData(formatJsonEvent(roomEvent));
+      const roomEvent = roomEventOf(event);
+      if (roomEvent) story(formatJsonEvent(roomEvent));
     },
     names,
     limits,
@@ -64,11 +77,19 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       fatal = error;
       void shutdown();
     },
-    // with --json, every line said in the room is an event on stdout (headless or not)
-    observe: options.json ? jsonLines : undefined,
+    // with --json or --log, every line said in the room is an event (headless or not)
+    observe: (message) => {
+      const line = lineEventOf(message);
+      if (line) story(formatJsonEvent(line));
+    },
     operator: options.headless ? undefined : (message) => {
       if (options.json) return; // the observer prints it
-      if (message.type === MessageType.msg) terminal?.message(message.from, message.text);
+      if (message.type === MessageType.msg) {
+        terminal?.message(message.from, message.text, { action: message.action });
+      } else if (message.type === MessageType.private) {
+        const style = { action: message.action, private: true, highlight: true, bell: true };
+        terminal?.message(message.from, message.text, style);
+      }
       // presence is already in the log (with the address and fingerprint)
     },
   });
@@ -81,6 +102,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   await done;
   removeSignals();
   terminal?.close();
+  roomLog?.close();
   if (fatal !== undefined) {
     throw new UserError(
       `the server stopped: it could no longer accept connections (${(fatal as Error).message})`,
@@ -109,10 +131,74 @@ function parsePorts(options: ServeOptions): { port: number; dataPorts?: PortRang
   return { port, dataPorts };
 }
 
-/** The room's lines as JSON events on stdout (joins and leaves come from the server's events). */
-function jsonLines(message: ServerMessage): void {
-  if (message.type !== MessageType.msg) return;
-  printData(formatJsonEvent({ event: "line", from: message.from, text: message.text }));
+/**
+ * Carries out one operator command. Returns what the operator said (to show it like any
+ * line), or nothing; throws an Error whose message is for the operator.
+ */
+function operatorCommand(
+  server: ChatServer,
+  command: LineCommand,
+  terminal: Terminal,
+  shutdown: () => void,
+): { text: string; style: MessageStyle } | undefined {
+  switch (command.kind) {
+    case "quit":
+      return void shutdown();
+    case "who": {
+      const names = server.members.slice(1);
+      return void terminal.info(names.length ? `here: ${names.join(", ")}` : "nobody else is here");
+    }
+    case "help":
+      return void terminal.info(OPERATOR_HELP);
+    case "say":
+      server.say(command.text, command.action); // checks it against --max-line-bytes
+      return { text: command.text, style: { action: command.action } };
+    case "msg": {
+      const outcome = server.tell(command.to, command.text);
+      if (outcome === "no-such-member") throw new Error(`nobody here is called ${command.to}`);
+      if (outcome === "unsupported") {
+        throw new Error(`${command.to}'s client cannot show private lines (an older version)`);
+      }
+      return { text: `(to ${command.to}) ${command.text}`, style: { private: true } };
+    }
+    case "kick":
+      if (!server.kick(command.name, command.reason)) {
+        throw new Error(`nobody here is called ${command.name}`);
+      }
+      return void terminal.info(`removed ${command.name}`);
+    case "mute": {
+      const ms = command.duration === undefined ? DEFAULT_MUTE_MS : parseDuration(command.duration);
+      if (!server.mute(command.name, ms)) throw new Error(`nobody here is called ${command.name}`);
+      return void terminal.info(`muted ${command.name}`);
+    }
+    case "ignore":
+    case "unignore":
+      throw new Error("/ignore is for clients: as the operator, /mute or /kick");
+    case "usage":
+      throw new Error(`usage: ${command.usage}`);
+    case "unknown":
+      throw new Error(`unknown command ${command.command}; type /help for the commands`);
+    case "nothing":
+      return undefined;
+  }
+}
+
+/** How long /mute lasts when no duration is given. */
+const DEFAULT_MUTE_MS = 10 * 60 * 1000;
+
+/** The JSON event of a line said in the room or to one member (joins come from events). */
+function lineEventOf(message: ServerMessage): JsonEvent | undefined {
+  const action = message.type === MessageType.msg || message.type === MessageType.private
+    ? (message.action ? { action: true as const } : {})
+    : {};
+  if (message.type === MessageType.msg) {
+    return { event: "line", from: message.from, text: message.text, ...action };
+  }
+  if (message.type === MessageType.private) {
+    const { from, to, text } = message;
+    return { event: "private", from, to, text, ...action };
+  }
+  return undefined;
 }
 
 /** Opens the control port, or explains why it cannot be opened. */
@@ -158,27 +244,15 @@ function operatorTerminal(
   const view = detectTerminal(json);
   const terminal: Terminal = new Terminal(view, {
     line(text, info) {
-      const command = parseLineCommand(text, view.interactive && !info.pasted);
-      switch (command.kind) {
-        case "quit":
-          return void shutdown();
-        case "who": {
-          const names = server.members.slice(1);
-          return terminal.info(names.length ? `here: ${names.join(", ")}` : "nobody else is here");
-        }
-        case "help":
-          return terminal.info(OPERATOR_HELP);
-        case "unknown":
-          return terminal.error(`unknown command ${command.command}`, [
-            "type /help for the commands",
-          ]);
-        case "say":
-          try {
-            server.say(command.text); // checks the line against the server's --max-line-bytes
-          } catch (error) {
-            return terminal.error((error as Error).message);
-          }
-          return terminal.sent(name, command.text);
+      // at the prompt: commands; pasted: text; from a pipe: `/` commands (a script moderates)
+      const mode = info.pasted ? TEXT : view.interactive ? TYPED : SCRIPTED;
+      const command = parseLineCommand(text, mode);
+      const run = () => operatorCommand(server, command, terminal, shutdown);
+      try {
+        const said = run();
+        if (said) terminal.sent(name, said.text, said.style);
+      } catch (error) {
+        terminal.error((error as Error).message);
       }
     },
     // End of input does not stop a server: it keeps serving until signalled.

@@ -96,6 +96,22 @@ interface Question {
   draft: string;
 }
 
+/** How a chat line is shown. */
+export interface MessageStyle {
+  /** When it was said (now, unless replayed). */
+  at?: Date;
+  /** A `/me` line: `* name text`. */
+  action?: boolean;
+  /** A private line, to us or from us. */
+  private?: boolean;
+  /** Replayed from the server's history: dimmed, with its original time. */
+  replay?: boolean;
+  /** A mention of us or a private line: shown bright. */
+  highlight?: boolean;
+  /** Ring the terminal's bell (interactive only). */
+  bell?: boolean;
+}
+
 /** The chat on the terminal. */
 export class Terminal {
   readonly options: TerminalOptions;
@@ -126,17 +142,31 @@ export class Terminal {
   }
 
   /** A chat line from `from`: coloured and timed in a terminal, `NAME: text` or JSON otherwise. */
-  message(from: string, text: string, at = new Date()): void {
+  message(from: string, text: string, style: MessageStyle = {}): void {
+    const at = style.at ?? new Date();
     if (this.options.json) {
       return this.#above(safeJson({ time: at.toISOString(), from, text }), Deno.stdout);
     }
     const safeFrom = sanitize(from), safeText = sanitize(text);
-    if (!this.options.interactive) return this.#above(`${safeFrom}: ${safeText}`, Deno.stdout);
+    const plain = style.action
+      ? `* ${safeFrom} ${safeText}`
+      : style.private
+      ? `${safeFrom} (private): ${safeText}`
+      : `${safeFrom}: ${safeText}`;
+    if (!this.options.interactive) {
+      return this.#above(style.replay ? `(replay ${clock(at)}) ${plain}` : plain, Deno.stdout);
+    }
     const { color } = this.options;
-    this.#above(
-      `${paint(color, 2, clock(at))} ${paint(color, `1;${colorOf(from)}`, safeFrom)}: ${safeText}`,
-      Deno.stdout,
-    );
+    const who = paint(color, `1;${colorOf(from)}`, safeFrom);
+    const body = style.action
+      ? `* ${who} ${safeText}`
+      : style.private
+      ? `${who} ${paint(color, 35, "(private)")}: ${safeText}`
+      : `${who}: ${safeText}`;
+    // a mention or a private line is bright (reverse video), a replay dim; the bell rings apart
+    const line = `${paint(color, 2, clock(at))} ${style.replay ? paint(color, 2, body) : body}`;
+    this.#above(style.highlight ? paint(color, 7, line) : line, Deno.stdout);
+    if (style.bell) write("\x07");
   }
 
   /**
@@ -144,10 +174,10 @@ export class Terminal {
    * in place of the `> text` echo. Nothing elsewhere (a pipe's lines are the user's own data;
    * echoing them to stdout would mix them with received ones).
    */
-  sent(name: string, text: string, at = new Date()): void {
+  sent(name: string, text: string, style: MessageStyle = {}): void {
     if (!this.options.interactive || this.#closed) return;
     this.#echo = undefined;
-    this.message(name, text, at);
+    this.message(name, text, style);
   }
 
   /** Something about the chat (who joined, who is here), on stderr; dim and timed in a terminal. */
