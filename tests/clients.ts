@@ -72,6 +72,10 @@ export interface Received {
 export class TestClient {
   readonly chat: ClientChat;
   readonly received: Received[] = [];
+  /** Private lines to us, as `from: text`. */
+  readonly privates: string[] = [];
+  /** Replayed history lines, as `from: text`. */
+  readonly replays: string[] = [];
   readonly notices: { code: string; message: string }[] = [];
   readonly presence: string[] = [];
   /** Called on every received line (the load test counts with it instead of scanning). */
@@ -81,7 +85,8 @@ export class TestClient {
   private constructor(session: ClientSession) {
     const wake = () => this.#waiters.forEach((w) => w());
     this.chat = new ClientChat(session, {
-      message: (from, text) => {
+      message: (from, text, details) => {
+        if (details?.replay) return void this.replays.push(`${from}: ${text}`);
         const line = { from, text, at: performance.now() };
         this.received.push(line);
         this.onMessage?.(line);
@@ -89,6 +94,10 @@ export class TestClient {
       },
       presence: (event, name, detail) => {
         this.presence.push(`${event} ${name} ${detail}`);
+        wake();
+      },
+      private: (from, text) => {
+        this.privates.push(`${from}: ${text}`);
         wake();
       },
       who: () => {},
