@@ -227,10 +227,17 @@ ptyTest("wide characters wrapped at 40 columns leave no stray rows; a resize red
   await pane.waitFor((s) => s.includes("end"), "the typed line");
   const check = async (said: string, columns: number) => {
     await server.send(said);
-    const screen = await pane.waitFor((s) => s.includes(`alice: ${said}`), said);
+    // the line is drawn first and the input redrawn under it just after: wait for both
+    const below = (screen: string) => {
+      const rows = screen.split("\n");
+      return rows.slice(rows.findIndex((row) => row.includes(`alice: ${said}`)) + 1);
+    };
+    const screen = await pane.waitFor(
+      (s) => s.includes(`alice: ${said}`) && below(s).join("").endsWith(" end"),
+      said,
+    );
     const rows = screen.split("\n");
-    const at = rows.findIndex((row) => row.includes(`alice: ${said}`));
-    const input = rows.slice(at + 1);
+    const input = below(screen);
     assert.equal(input.join(""), "> " + typed, screen); // only the input, below the line
     assert.ok(input.length >= 2 && input.length <= 4, screen);
     assert.equal(rowsWith(screen, "漢字かな").length, 1, screen); // no stray rows anywhere
