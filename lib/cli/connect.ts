@@ -19,6 +19,7 @@ import {
   ServerKeyChangedError,
   ServerRefusedError,
   TimeoutError,
+  UnknownServerError,
 } from "../errors.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { lineProblem } from "../chat/lines.ts";
@@ -31,7 +32,7 @@ import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
 import { parseLineCommand } from "./line_command.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printData, printError, printInfo } from "./output.ts";
-import { formatJsonEvent, type JsonEvent } from "./json_events.ts";
+import { formatJsonEvent, type JsonEvent, presenceEvent } from "./json_events.ts";
 import { Exit } from "./exit.ts";
 
 /** Options of `chat connect`. */
@@ -65,12 +66,7 @@ export async function connect(
       name,
       pins: context.keystore,
       serverKey,
-      onPinned: (address, key) =>
-        printInfo(
-          `pinned the key of ${address}: fingerprint ${fingerprint(key)} (${
-            encodePublicKey(key)
-          }); it will be checked on every later connection`,
-        ),
+      onPinned: printPinned,
     });
   const failed = (error: unknown) =>
     reportJoinFailure(error, {
@@ -92,6 +88,15 @@ export async function connect(
   const end = await converse(session, options, join);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
+}
+
+/** Says that a server's key was pinned on first contact (`ConnectConfig.onPinned`). */
+export function printPinned(address: string, key: Uint8Array): void {
+  printInfo(
+    `pinned the key of ${address}: fingerprint ${fingerprint(key)} (${
+      encodePublicKey(key)
+    }); it will be checked on every later connection`,
+  );
 }
 
 function here(session: ClientSession): string {
@@ -194,14 +199,8 @@ function chatHandlers(terminal: Terminal, options: ConnectOptions): ChatHandlers
     message: (from, text) =>
       options.json ? json({ event: "line", from, text }) : terminal.message(from, text),
     presence(event, who, detail) {
-      if (options.json) {
-        return json(
-          event === "join"
-            ? { event: "join", name: who, fingerprint: detail }
-            : { event: "leave", name: who, reason: detail },
-        );
-      }
-      terminal.info(event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`);
+      if (options.json) return json(presenceEvent(event, who, detail));
+      terminal.info(presenceText(event, who, detail));
     },
     who: (members) =>
       terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
@@ -216,7 +215,7 @@ function chatHandlers(terminal: Terminal, options: ConnectOptions): ChatHandlers
  * Prints how the chat ended and returns the exit code; `again` is the command to reconnect. A
  * clean end after a refused line is exit 1: a script's line was not sent.
  */
-function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean): number {
+export function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean): number {
   const clean = refused ? Exit.ERROR : Exit.OK;
   switch (end.kind) {
     case "left":
@@ -237,13 +236,29 @@ function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean
   }
 }
 
+/** A presence event in words: `NAME joined (FINGERPRINT)` or `NAME left (REASON)`. */
+export function presenceText(event: string, who: string, detail: string): string {
+  return event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`;
+}
+
 /** Explains why joining failed, with what to do, and returns the exit code. */
-function reportJoinFailure(
+export function reportJoinFailure(
   error: unknown,
   where: { hostname: string; port: number; name: string; myKey: string; context: Context },
 ): number {
   const address = `${where.hostname}:${where.port}`;
   if (error instanceof ServerKeyChangedError) return reportKeyChanged(error, where.context);
+  if (error instanceof UnknownServerError) {
+    printError(`${error.message}: refusing to trust a key on first contact`, [
+      `presented: fingerprint ${fingerprint(error.presented)} (${
+        encodePublicKey(error.presented)
+      })`,
+      "get the server's key from its operator (`chat pubkey` on the server) by a channel you " +
+      "trust, then give it with --server-key KEY (it is pinned for later runs)",
+      "or, to trust the key the server presents on first contact and pin it, add --accept-new",
+    ]);
+    return Exit.SERVER_KEY_CHANGED;
+  }
   if (error instanceof ServerRefusedError) {
     const again = `${commandPrefix(where.context)} connect ${address}`;
     if (error.code === ErrorCode.notAllowed) {
