@@ -99,7 +99,8 @@ export function printPinned(address: string, key: Uint8Array): void {
   );
 }
 
-function here(session: ClientSession): string {
+/** Who else is in the room a session joined, in words. */
+export function here(session: ClientSession): string {
   return session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here";
 }
 
