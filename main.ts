@@ -52,6 +52,19 @@ function contextOf(command: Command): Context {
   return createContext(command.optsWithGlobals<GlobalOptions>());
 }
 
+/** The server argument and the first-contact options of `send` and `listen`. */
+function unattended(command: Command): Command {
+  return command
+    .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
+    .option(
+      "--name <NAME>",
+      "your display name (default: your login name, else guest)",
+      defaultName(),
+    )
+    .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
+    .option("--accept-new", "on first contact, trust and pin the key the server presents");
+}
+
 /**
  * Builds the command line. Each action reports its exit code through `setExitCode`; errors are
  * thrown to `main`.
@@ -177,17 +190,9 @@ Exit codes: 0 ok, 3 not allowed, 4 server key changed, 5 connection failed or lo
     });
   configure(connectCommand, "chat connect");
 
-  const sendCommand = program.command("send")
+  const sendCommand = unattended(program.command("send"))
     .description("say lines in a room and leave: for scripts (never prompts)")
-    .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
     .argument("[TEXT...]", "the line to say (words joined by spaces), or - to say stdin's lines")
-    .option(
-      "--name <NAME>",
-      "your display name (default: your login name, else guest)",
-      defaultName(),
-    )
-    .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
-    .option("--accept-new", "on first contact, trust and pin the key the server presents")
     .addHelpText(
       "after",
       `
@@ -205,16 +210,8 @@ Exit codes: 0 every line read by the server, 1 a line refused, 2 usage, 3 not al
     });
   configure(sendCommand, "chat send");
 
-  const listenCommand = program.command("listen")
+  const listenCommand = unattended(program.command("listen"))
     .description("print the room's lines and events until the chat ends: for scripts")
-    .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
-    .option(
-      "--name <NAME>",
-      "your display name (default: your login name, else guest)",
-      defaultName(),
-    )
-    .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
-    .option("--accept-new", "on first contact, trust and pin the key the server presents")
     .option("--json", "print every event as one JSON object per line (the --json schema, v 1)")
     .addHelpText(
       "after",

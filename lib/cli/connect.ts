@@ -11,6 +11,7 @@ import {
   joinServer,
 } from "../chat/client.ts";
 import { reconnect } from "./reconnect.ts";
+import type { KeyPair } from "../protocol/crypto.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
 import {
@@ -51,31 +52,12 @@ export async function connect(
   target: string,
   options: ConnectOptions,
 ): Promise<number> {
-  const { hostname, port } = parseTarget(target);
-  const name = checkName(options.name, "--name");
-  const serverKey = options.serverKey === undefined
-    ? undefined
-    : parseKeyArgument(options.serverKey);
+  const where = joinTarget(target, options);
   const identity = await loadOrCreateIdentity(context, "connect");
   // every join, the first and each reconnection, checks the server's key against the pin
-  const join = () =>
-    joinServer({
-      hostname,
-      port,
-      identity,
-      name,
-      pins: context.keystore,
-      serverKey,
-      onPinned: printPinned,
-    });
+  const join = () => joinWith(context, where, identity);
   const failed = (error: unknown) =>
-    reportJoinFailure(error, {
-      hostname,
-      port,
-      name,
-      myKey: encodePublicKey(identity.publicKey),
-      context,
-    });
+    reportJoinFailure(error, { ...where, myKey: encodePublicKey(identity.publicKey), context });
   let session: ClientSession;
   try {
     session = await join();
@@ -83,11 +65,53 @@ export async function connect(
     return failed(error);
   }
   printInfo(
-    `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` + here(session),
+    `joined ${session.serverName} at ${where.hostname}:${where.port} as ${session.name}; ` +
+      here(session),
   );
   const end = await converse(session, options, join);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
+}
+
+/** Where a command joins, and as whom: checked from its arguments (a bad one is exit 2). */
+export interface JoinTarget {
+  hostname: string;
+  port: number;
+  name: string;
+  /** `--server-key`: the only key to accept. */
+  serverKey?: Uint8Array;
+}
+
+/** Checks `HOST[:PORT]`, `--name` and `--server-key` of a command that joins a server. */
+export function joinTarget(
+  target: string,
+  options: { name: string; serverKey?: string },
+): JoinTarget {
+  const { hostname, port } = parseTarget(target);
+  const name = checkName(options.name, "--name");
+  const serverKey = options.serverKey === undefined
+    ? undefined
+    : parseKeyArgument(options.serverKey);
+  return { hostname, port, name, serverKey };
+}
+
+/**
+ * Joins `where` as `identity`, checking the server's key against `--server-key` or the pins; a
+ * first contact pins the key, or with `firstContact: "refuse"` throws UnknownServerError.
+ */
+export function joinWith(
+  context: Context,
+  where: JoinTarget,
+  identity: KeyPair,
+  firstContact: "pin" | "refuse" = "pin",
+): Promise<ClientSession> {
+  return joinServer({
+    ...where,
+    identity,
+    pins: context.keystore,
+    firstContact,
+    onPinned: printPinned,
+  });
 }
 
 /** Says that a server's key was pinned on first contact (`ConnectConfig.onPinned`). */

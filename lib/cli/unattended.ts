@@ -4,12 +4,10 @@
  * join with the same reporting as `connect`.
  * @module
  */
-import { type ClientSession, joinServer } from "../chat/client.ts";
+import type { ClientSession } from "../chat/client.ts";
 import { encodePublicKey } from "../keys/key_text.ts";
-import { parseTarget } from "./args.ts";
-import { checkName } from "./chatting.ts";
-import { type Context, parseKeyArgument } from "./context.ts";
-import { printPinned, reportJoinFailure } from "./connect.ts";
+import type { Context } from "./context.ts";
+import { joinTarget, joinWith, reportJoinFailure } from "./connect.ts";
 
 /** The options `send` and `listen` share. */
 export interface UnattendedOptions {
@@ -32,26 +30,13 @@ export async function joinUnattended(
   target: string,
   options: UnattendedOptions,
 ): Promise<Joined> {
-  const { hostname, port } = parseTarget(target);
-  const name = checkName(options.name, "--name");
-  const serverKey = options.serverKey === undefined
-    ? undefined
-    : parseKeyArgument(options.serverKey);
+  const where = joinTarget(target, options);
   const identity = await context.keystore.loadIdentity();
   try {
-    const session = await joinServer({
-      hostname,
-      port,
-      identity,
-      name,
-      pins: context.keystore,
-      serverKey,
-      firstContact: options.acceptNew ? "pin" : "refuse",
-      onPinned: printPinned,
-    });
-    return { session, address: `${hostname}:${port}` };
+    const session = await joinWith(context, where, identity, options.acceptNew ? "pin" : "refuse");
+    return { session, address: `${where.hostname}:${where.port}` };
   } catch (error) {
     const myKey = encodePublicKey(identity.publicKey);
-    return { exitCode: reportJoinFailure(error, { hostname, port, name, myKey, context }) };
+    return { exitCode: reportJoinFailure(error, { ...where, myKey, context }) };
   }
 }
