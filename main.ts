@@ -15,6 +15,8 @@ import { allowed } from "./lib/cli/allowed.ts";
 import { revoke } from "./lib/cli/revoke.ts";
 import { serve, type ServeOptions } from "./lib/cli/serve.ts";
 import { connect, type ConnectOptions } from "./lib/cli/connect.ts";
+import { send, type SendOptions } from "./lib/cli/send.ts";
+import { listen, type ListenOptions } from "./lib/cli/listen.ts";
 import { defaultName } from "./lib/cli/chatting.ts";
 import { DEFAULT_PORT } from "./lib/protocol/constants.ts";
 import { Exit } from "./lib/cli/exit.ts";
@@ -31,8 +33,8 @@ Keys folder:
 
 Keys are written chat1… (bech32); the 44-character base64 form is accepted too.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 not allowed, 4 server key changed, 5 connection,
-6 removed by the server.`;
+Exit codes: 0 ok, 1 error, 2 usage, 3 not allowed, 4 server key changed (for send and
+listen also: not pinned), 5 connection, 6 removed by the server.`;
 
 /** Sends commander's output through lib/cli/output.ts and turns its exits into exceptions. */
 function configure(command: Command, path: string): Command {
@@ -48,6 +50,19 @@ function configure(command: Command, path: string): Command {
 /** The context of the command being run, from the global options. */
 function contextOf(command: Command): Context {
   return createContext(command.optsWithGlobals<GlobalOptions>());
+}
+
+/** The server argument and the first-contact options of `send` and `listen`. */
+function unattended(command: Command): Command {
+  return command
+    .argument("<HOST[:PORT]>", `the server (default port ${DEFAULT_PORT})`)
+    .option(
+      "--name <NAME>",
+      "your display name (default: your login name, else guest)",
+      defaultName(),
+    )
+    .option("--server-key <KEY>", "the server's public key: refuse any other, and pin it")
+    .option("--accept-new", "on first contact, trust and pin the key the server presents");
 }
 
 /**
@@ -183,6 +198,47 @@ Exit codes: 0 ok, 3 not allowed, 4 server key changed, 5 connection failed or lo
       setExitCode(await connect(contextOf(command), target, options));
     });
   configure(connectCommand, "chat connect");
+
+  const sendCommand = unattended(program.command("send"))
+    .description("say lines in a room and leave: for scripts (never prompts)")
+    .argument("[TEXT...]", "the line to say (words joined by spaces), or - to say stdin's lines")
+    .option("--to <NAME>", "say them to this member only, as private lines")
+    .addHelpText(
+      "after",
+      `
+Exits 0 only once the server has read every line. Nothing is sent if a line is too long for
+the server (exit 1). A server that is not pinned is refused (exit 4, nothing pinned) unless
+--server-key or --accept-new is given. Text that starts with - goes after --.
+Examples:
+  chat send 127.0.0.1 --server-key chat1… the build is green
+  make 2>&1 | tail -5 | chat send chat.example.org:7447 -
+Exit codes: 0 every line read by the server, 1 a line refused, 2 usage, 3 not allowed,
+4 server key changed or unknown, 5 connection failed or lost, 6 removed by the server.`,
+    )
+    .action(async (target: string, text: string[], options: SendOptions, command: Command) => {
+      setExitCode(await send(contextOf(command), target, text, options));
+    });
+  configure(sendCommand, "chat send");
+
+  const listenCommand = unattended(program.command("listen"))
+    .description("print the room's lines and events until the chat ends: for scripts")
+    .option("--json", "print every event as one JSON object per line (the --json schema, v 1)")
+    .addHelpText(
+      "after",
+      `
+Lines print as NAME: text on stdout; joins, leaves and notices as chat: … on stderr. Never
+reads stdin. SIGINT, SIGTERM or SIGHUP: bye, exit 0. A server that is not pinned is refused
+(exit 4, nothing pinned) unless --server-key or --accept-new is given.
+Examples:
+  chat listen 127.0.0.1 --json >> room.jsonl
+  chat listen chat.example.org:7447 --server-key chat1… | grep -i deploy
+Exit codes: 0 the chat ended (the server ended it, or a signal), 3 not allowed, 4 server key
+changed or unknown, 5 connection failed or lost, 6 removed by the server.`,
+    )
+    .action(async (target: string, options: ListenOptions, command: Command) => {
+      setExitCode(await listen(contextOf(command), target, options));
+    });
+  configure(listenCommand, "chat listen");
 
   return program;
 }

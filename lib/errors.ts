@@ -66,6 +66,18 @@ export class ServerKeyChangedError extends Error {
   }
 }
 
+/**
+ * The server presented a key that nothing pins yet, to a caller that refuses first contact
+ * (`firstContact: "refuse"`: a script must not trust a key on first use unless it opts in).
+ */
+export class UnknownServerError extends Error {
+  readonly code = "UNKNOWN_SERVER";
+  constructor(readonly address: string, readonly presented: Uint8Array) {
+    super(`the server at ${address} is not pinned and no --server-key was given`);
+    this.name = "UnknownServerError";
+  }
+}
+
 /** The server refused us or removed us, with one of the protocol's error codes. */
 export class ServerRefusedError extends Error {
   /** `code` is the protocol's error code (docs/PROTOCOL.md section 7.3), as the server sent it. */

@@ -31,6 +31,7 @@ import {
   ServerKeyChangedError,
   ServerRefusedError,
   TimeoutError,
+  UnknownServerError,
 } from "../errors.ts";
 import { canonicalHost, isIPv6 } from "../keys/address.ts";
 import { sameKey } from "../keys/key_text.ts";
@@ -64,6 +65,12 @@ export interface ConnectConfig {
   pins: ServerPins;
   /** An explicit expected server key (`--server-key`); it is pinned when it matches. */
   serverKey?: Uint8Array;
+  /**
+   * What a first contact (no pin for the address, no `serverKey`) does: `pin` the key presented
+   * (trust on first use, the default), or `refuse` it with UnknownServerError, writing nothing
+   * (for scripts, like ssh's StrictHostKeyChecking=yes; `pin` is its accept-new).
+   */
+  firstContact?: "pin" | "refuse";
   /** Told when a server key is pinned for the first time. */
   onPinned?: (address: string, key: Uint8Array) => void;
   timeoutMs?: number;
@@ -78,6 +85,11 @@ export interface ConnectConfig {
 const MAX_CONTROL_FRAME_BYTES = 1024;
 /** How long a client waits for the server to close after its bye (section 6.4). */
 export const CLIENT_FAREWELL_MS = 2000;
+/**
+ * The longest a server may take to read one line: the slowest rate a server can be given is one
+ * line per second (`chat serve --rate 1`), and it pauses reading to keep it (never drops).
+ */
+const SLOWEST_LINE_MS = 1000;
 
 /** A joined session. */
 export interface ClientSession {
@@ -188,6 +200,9 @@ async function verifyServerKey(
   const known = await lookup();
   refuseChanged(known);
   if (known.every((pinned) => pinned !== undefined)) return;
+  if (config.firstContact === "refuse" && known.every((pinned) => pinned === undefined)) {
+    throw new UnknownServerError(address, presented);
+  }
   // pin what is missing; a first contact racing us may have pinned another key meanwhile
   const before = await config.pins.pinServer(addresses, presented);
   if (before && !sameKey(before, presented)) {
@@ -202,7 +217,7 @@ async function verifyServerKey(
 
 /**
  * Connects, authenticates the server, and joins the room. Throws ConnectError,
- * ServerKeyChangedError, ServerRefusedError, ProtocolError or TimeoutError.
+ * ServerKeyChangedError, UnknownServerError, ServerRefusedError, ProtocolError or TimeoutError.
  */
 export async function joinServer(config: ConnectConfig): Promise<ClientSession> {
   const network = config.network ?? TCP;
@@ -325,6 +340,8 @@ export class ClientChat {
   readonly session: ClientSession;
   readonly ended: Promise<ChatEnd>;
   #leaving = false;
+  /** The server closed the connection (rather than it failing or us closing it). */
+  #serverClosed = false;
   readonly #silenceMs: number;
   readonly #keepalive: ReturnType<typeof setInterval>;
 
@@ -388,12 +405,42 @@ export class ClientChat {
     return this.ended;
   }
 
+  /**
+   * Sends `lines` in order, says bye, and waits for the server to close the connection: the
+   * server reads a client's messages in order, so its close after the bye means it has read every
+   * line. Resolves `left` only then; a chat that ends otherwise, or no close within the time a
+   * server at the slowest rate needs (2 s plus 1 s a line), is that end (`lost` for no close).
+   * Each line must pass `lineProblem` first (a line that fits no frame throws RangeError).
+   */
+  async sendAll(lines: readonly string[], to?: string): Promise<ChatEnd> {
+    const budgetMs = CLIENT_FAREWELL_MS + lines.length * SLOWEST_LINE_MS;
+    const sending = async () => {
+      for (const text of lines) await (to === undefined ? this.say(text) : this.tell(to, text));
+      this.#leaving = true;
+      await this.session.channel.send(bare(MessageType.bye));
+    };
+    sending().catch(() => {}); // a failed send shows up as the chat ending
+    let timedOut = false;
+    const end = await withDeadline(this.ended, budgetMs, "no close", () => {
+      timedOut = true;
+      this.session.channel.close();
+    }).catch(() => this.ended);
+    if (this.#serverClosed || (!timedOut && end.kind !== "left")) return end;
+    return {
+      kind: "lost",
+      reason: timedOut
+        ? `the server did not close the connection within ${budgetMs / 1000} s of our bye`
+        : "the connection failed before the server had read our bye",
+    };
+  }
+
   async #receiveLoop(handlers: ChatHandlers): Promise<ChatEnd> {
     const channel = this.session.channel;
     try {
       while (true) {
         const parsed = await channel.receive(this.#silenceMs);
         if (parsed === null) {
+          this.#serverClosed = true;
           return this.#leaving
             ? { kind: "left" }
             : { kind: "lost", reason: "the server closed the connection without a bye" };

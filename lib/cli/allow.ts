@@ -9,6 +9,7 @@ import type { AllowRequest } from "../keys/allowlist.ts";
 import { type Context, parseKeyArgument, parseLabelArgument } from "./context.ts";
 import { printInfo, UserError } from "./output.ts";
 import { Exit } from "./exit.ts";
+import { readStdinText } from "./terminal.ts";
 
 /** Options of `chat allow`. */
 export interface AllowOptions {
@@ -84,24 +85,5 @@ async function readStdin(): Promise<string> {
   if (Deno.stdin.isTerminal()) {
     printInfo('reading keys from stdin, one a line ("KEY" or "KEY LABEL"); end with Ctrl-D');
   }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of Deno.stdin.readable) {
-    total += chunk.length;
-    if (total > MAX_STDIN_BYTES) {
-      throw new UserError(`stdin holds more than ${MAX_STDIN_BYTES} bytes; nothing was added`);
-    }
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new UserError("stdin is not UTF-8 text; nothing was added");
-  }
+  return await readStdinText(MAX_STDIN_BYTES, "nothing was added");
 }

@@ -5,6 +5,7 @@
  */
 import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
 import { reconnect } from "./reconnect.ts";
+import type { KeyPair } from "../protocol/crypto.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
 import {
@@ -13,6 +14,7 @@ import {
   ServerKeyChangedError,
   ServerRefusedError,
   TimeoutError,
+  UnknownServerError,
 } from "../errors.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { lineProblem } from "../chat/lines.ts";
@@ -46,36 +48,12 @@ export async function connect(
   target: string,
   options: ConnectOptions,
 ): Promise<number> {
-  const { hostname, port } = parseTarget(target);
-  const name = checkName(options.name, "--name");
-  const serverKey = options.serverKey === undefined
-    ? undefined
-    : parseKeyArgument(options.serverKey);
+  const where = joinTarget(target, options);
   const identity = await loadOrCreateIdentity(context, "connect");
   // every join, the first and each reconnection, checks the server's key against the pin
-  const join = () =>
-    joinServer({
-      hostname,
-      port,
-      identity,
-      name,
-      pins: context.keystore,
-      serverKey,
-      onPinned: (address, key) =>
-        printInfo(
-          `pinned the key of ${address}: fingerprint ${fingerprint(key)} (${
-            encodePublicKey(key)
-          }); it will be checked on every later connection`,
-        ),
-    });
+  const join = () => joinWith(context, where, identity);
   const failed = (error: unknown) =>
-    reportJoinFailure(error, {
-      hostname,
-      port,
-      name,
-      myKey: encodePublicKey(identity.publicKey),
-      context,
-    });
+    reportJoinFailure(error, { ...where, myKey: encodePublicKey(identity.publicKey), context });
   let session: ClientSession;
   try {
     session = await join();
@@ -83,14 +61,66 @@ export async function connect(
     return failed(error);
   }
   printInfo(
-    `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` + here(session),
+    `joined ${session.serverName} at ${where.hostname}:${where.port} as ${session.name}; ` +
+      here(session),
   );
   const end = await converse(session, options, join);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
 }
 
-function here(session: ClientSession): string {
+/** Where a command joins, and as whom: checked from its arguments (a bad one is exit 2). */
+export interface JoinTarget {
+  hostname: string;
+  port: number;
+  name: string;
+  /** `--server-key`: the only key to accept. */
+  serverKey?: Uint8Array;
+}
+
+/** Checks `HOST[:PORT]`, `--name` and `--server-key` of a command that joins a server. */
+export function joinTarget(
+  target: string,
+  options: { name: string; serverKey?: string },
+): JoinTarget {
+  const { hostname, port } = parseTarget(target);
+  const name = checkName(options.name, "--name");
+  const serverKey = options.serverKey === undefined
+    ? undefined
+    : parseKeyArgument(options.serverKey);
+  return { hostname, port, name, serverKey };
+}
+
+/**
+ * Joins `where` as `identity`, checking the server's key against `--server-key` or the pins; a
+ * first contact pins the key, or with `firstContact: "refuse"` throws UnknownServerError.
+ */
+export function joinWith(
+  context: Context,
+  where: JoinTarget,
+  identity: KeyPair,
+  firstContact: "pin" | "refuse" = "pin",
+): Promise<ClientSession> {
+  return joinServer({
+    ...where,
+    identity,
+    pins: context.keystore,
+    firstContact,
+    onPinned: printPinned,
+  });
+}
+
+/** Says that a server's key was pinned on first contact (`ConnectConfig.onPinned`). */
+export function printPinned(address: string, key: Uint8Array): void {
+  printInfo(
+    `pinned the key of ${address}: fingerprint ${fingerprint(key)} (${
+      encodePublicKey(key)
+    }); it will be checked on every later connection`,
+  );
+}
+
+/** Who else is in the room a session joined, in words. */
+export function here(session: ClientSession): string {
   return session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here";
 }
 
@@ -210,7 +240,7 @@ async function converse(
  * Prints how the chat ended and returns the exit code; `again` is the command to reconnect. A
  * clean end after a refused line is exit 1: a script's line was not sent.
  */
-function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean): number {
+export function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean): number {
   const clean = refused ? Exit.ERROR : Exit.OK;
   switch (end.kind) {
     case "left":
@@ -232,12 +262,23 @@ function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean
 }
 
 /** Explains why joining failed, with what to do, and returns the exit code. */
-function reportJoinFailure(
+export function reportJoinFailure(
   error: unknown,
   where: { hostname: string; port: number; name: string; myKey: string; context: Context },
 ): number {
   const address = `${where.hostname}:${where.port}`;
   if (error instanceof ServerKeyChangedError) return reportKeyChanged(error, where.context);
+  if (error instanceof UnknownServerError) {
+    printError(`${error.message}: refusing to trust a key on first contact`, [
+      `presented: fingerprint ${fingerprint(error.presented)} (${
+        encodePublicKey(error.presented)
+      })`,
+      "get the server's key from its operator (`chat pubkey` on the server) by a channel you " +
+      "trust, then give it with --server-key KEY (it is pinned for later runs)",
+      "or, to trust the key the server presents on first contact and pin it, add --accept-new",
+    ]);
+    return Exit.SERVER_KEY_CHANGED;
+  }
   if (error instanceof ServerRefusedError) {
     const again = `${commandPrefix(where.context)} connect ${address}`;
     if (error.code === ErrorCode.notAllowed) {

@@ -33,6 +33,13 @@ export function formatJsonEvent(event: JsonEvent, at = new Date()): string {
   return safeJson({ v: JSON_EVENTS_VERSION, time: at.toISOString(), ...event });
 }
 
+/** The JSON event of a client's presence report (`ChatHandlers.presence`). */
+export function presenceEvent(event: string, name: string, detail: string): JsonEvent {
+  return event === "join"
+    ? { event: "join", name, fingerprint: detail }
+    : { event: "leave", name, reason: detail };
+}
+
 /** The JSON event of a server event that belongs to the room's story, if it does. */
 export function roomEventOf(event: ServerEvent): JsonEvent | undefined {
   switch (event.kind) {

@@ -6,7 +6,7 @@
  */
 import type { ChatHandlers, LineDetails } from "../chat/client.ts";
 import { clip } from "../chat/untrusted.ts";
-import { formatJsonEvent, type JsonEvent } from "./json_events.ts";
+import { formatJsonEvent, type JsonEvent, presenceEvent } from "./json_events.ts";
 import { printData } from "./output.ts";
 import type { Terminal } from "./terminal.ts";
 
@@ -53,16 +53,8 @@ export class RoomView {
       private: (from, text, details = {}) => this.#line(from, text, details, true),
       presence: (event, who, detail) => {
         if (event === "join") this.#keys.set(who, detail);
-        if (this.#json) {
-          return this.#emit(
-            event === "join"
-              ? { event: "join", name: who, fingerprint: detail }
-              : { event: "leave", name: who, reason: detail },
-          );
-        }
-        this.#terminal.info(
-          event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`,
-        );
+        if (this.#json) return this.#emit(presenceEvent(event, who, detail));
+        this.#terminal.info(presenceText(event, who, detail));
       },
       who: (members) =>
         this.#terminal.info(members.length ? `here: ${members.join(", ")}` : "nobody else is here"),
@@ -112,4 +104,9 @@ export class RoomView {
   #emit(event: JsonEvent, at = new Date()): void {
     printData(formatJsonEvent(event, at));
   }
+}
+
+/** A join or a leave, worded for the terminal. */
+export function presenceText(event: string, who: string, detail: string): string {
+  return event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`;
 }

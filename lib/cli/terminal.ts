@@ -21,6 +21,7 @@ import {
   layoutInput,
   LineEditor,
 } from "./line_editor.ts";
+import { UserError } from "./output.ts";
 
 /** How to draw. */
 export interface TerminalOptions {
@@ -478,4 +479,32 @@ function write(text: string): void {
 function writeAllSync(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
   const bytes = utf8.encode(text);
   for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
+}
+
+/**
+ * All of stdin as UTF-8 text, read to its end (a pipe or a file, not the chat's lines). More
+ * than `maxBytes`, or bytes that are not UTF-8, are a UserError that ends with `consequence`
+ * ("nothing was added").
+ */
+export async function readStdinText(maxBytes: number, consequence: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      throw new UserError(`stdin holds more than ${maxBytes} bytes; ${consequence}`);
+    }
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new UserError(`stdin is not UTF-8 text; ${consequence}`);
+  }
 }

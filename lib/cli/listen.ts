@@ -1,0 +1,73 @@
+/**
+ * `chat listen HOST[:PORT] [--json]`: joins and prints the room's story until the chat ends or a
+ * signal comes: each line as `NAME: text` on stdout (joins, leaves and notices as `chat: …` on
+ * stderr), or every event as one JSON object of the schema in json_events.ts.
+ * @module
+ */
+import { type ChatHandlers, ClientChat, type LineDetails } from "../chat/client.ts";
+import { clip, sanitize } from "../chat/untrusted.ts";
+import { onSignals } from "./chatting.ts";
+import { here, reportEnd } from "./connect.ts";
+import { presenceText } from "./room_view.ts";
+import { commandPrefix, type Context } from "./context.ts";
+import { formatJsonEvent, type JsonEvent, presenceEvent } from "./json_events.ts";
+import { printData, printInfo } from "./output.ts";
+import { joinUnattended, type UnattendedOptions } from "./unattended.ts";
+
+/** Options of `chat listen`. */
+export interface ListenOptions extends UnattendedOptions {
+  json?: boolean;
+}
+
+/** What `listen` prints: JSON events with --json, else `NAME: text` and `chat: …` lines. */
+function listenHandlers(json: boolean, me: string): ChatHandlers {
+  const event = (value: JsonEvent, at?: string) =>
+    printData(formatJsonEvent(value, at ? new Date(at) : undefined));
+  const flags = (details: LineDetails = {}) => ({
+    ...(details.action ? { action: true as const } : {}),
+    ...(details.replay ? { replay: true as const } : {}),
+  });
+  const plain = (from: string, text: string, details: LineDetails = {}, to?: string) => {
+    const who = sanitize(from), said = sanitize(text);
+    const line = details.action
+      ? `* ${who} ${said}`
+      : to
+      ? `${who} (private): ${said}`
+      : `${who}: ${said}`;
+    printData(details.replay ? `(replay ${details.time ?? ""}) ${line}` : line);
+  };
+  return {
+    message: (from, text, details) =>
+      json
+        ? event({ event: "line", from, text, ...flags(details) }, details?.time)
+        : plain(from, text, details),
+    private: (from, text, details) =>
+      json
+        ? event({ event: "private", from, to: me, text, ...flags(details) })
+        : plain(from, text, details, me),
+    presence: (kind, name, detail) =>
+      json ? event(presenceEvent(kind, name, detail)) : printInfo(presenceText(kind, name, detail)),
+    who() {},
+    notice: (code, message) =>
+      json ? event({ event: "notice", code, message }) : printInfo(`server: ${clip(message)}`),
+  };
+}
+
+/** Runs `chat listen`; resolves with the exit code when the chat has ended. */
+export async function listen(
+  context: Context,
+  target: string,
+  options: ListenOptions,
+): Promise<number> {
+  const joined = await joinUnattended(context, target, options);
+  if ("exitCode" in joined) return joined.exitCode;
+  const { session } = joined;
+  printInfo(
+    `listening to ${session.serverName} at ${joined.address} as ${session.name}; ${here(session)}`,
+  );
+  const chat = new ClientChat(session, listenHandlers(Boolean(options.json), session.name));
+  const removeSignals = onSignals(() => void chat.leave());
+  const end = await chat.ended;
+  removeSignals();
+  return reportEnd(end, joined.address, `${commandPrefix(context)} listen ${target}`, false);
+}
