@@ -63,6 +63,11 @@ export interface ConnectConfig {
   pins: ServerPins;
   /** An explicit expected server key (`--server-key`); it is pinned when it matches. */
   serverKey?: Uint8Array;
+  /**
+   * An invite's secret, presented in m3 (section 4.4) so that a server that does not allow our
+   * key yet lets it in. Only after the server's key was checked, so give `serverKey` with it.
+   */
+  invite?: Uint8Array;
   /** Told when a server key is pinned for the first time. */
   onPinned?: (address: string, key: Uint8Array) => void;
   timeoutMs?: number;
@@ -206,6 +211,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
         config.identity,
         config.name,
         (key) => verifyServerKey(config, key, control.remoteAddr),
+        { invite: config.invite },
       ),
       timeoutMs,
       "the server did not complete the handshake in time",

@@ -44,18 +44,23 @@ export interface ConnectOptions {
   reconnect?: boolean;
 }
 
-/** Runs `chat connect`; resolves with the exit code when the chat has ended. */
+/**
+ * Runs `chat connect`; resolves with the exit code when the chat has ended. `invite` (from
+ * `chat join`) is an invite's secret and the server key its token holds: the first join
+ * presents the secret and refuses any other server key; reconnections need neither.
+ */
 export async function connect(
   context: Context,
   target: string,
   options: ConnectOptions,
+  invite?: { secret: Uint8Array; serverKey: Uint8Array },
 ): Promise<number> {
   const { hostname, port } = parseTarget(target);
   const name = checkName(options.name, "--name");
-  const serverKey = options.serverKey === undefined
-    ? undefined
-    : parseKeyArgument(options.serverKey);
-  const identity = await loadOrCreateIdentity(context, "connect");
+  const serverKey = invite?.serverKey ??
+    (options.serverKey === undefined ? undefined : parseKeyArgument(options.serverKey));
+  const identity = await loadOrCreateIdentity(context, invite ? "join" : "connect");
+  let secret = invite?.secret;
   // every join, the first and each reconnection, checks the server's key against the pin
   const join = () =>
     joinServer({
@@ -65,6 +70,7 @@ export async function connect(
       name,
       pins: context.keystore,
       serverKey,
+      invite: secret,
       onPinned: (address, key) =>
         printInfo(
           `pinned the key of ${address}: fingerprint ${fingerprint(key)} (${
@@ -79,6 +85,7 @@ export async function connect(
       name,
       myKey: encodePublicKey(identity.publicKey),
       context,
+      invite: invite !== undefined,
     });
   let session: ClientSession;
   try {
@@ -89,6 +96,13 @@ export async function connect(
   printInfo(
     `joined ${session.serverName} at ${hostname}:${port} as ${session.name}; ` + here(session),
   );
+  if (secret) {
+    secret = undefined; // used: a reconnection is an ordinary connect
+    printInfo(
+      `the invite let your key in and the server's key is pinned: from now on, join with: ` +
+        `${commandPrefix(context)} connect ${target}`,
+    );
+  }
   const end = await converse(session, options, join);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
@@ -240,12 +254,28 @@ function reportEnd(end: ChatEnd, target: string, again: string, refused: boolean
 /** Explains why joining failed, with what to do, and returns the exit code. */
 function reportJoinFailure(
   error: unknown,
-  where: { hostname: string; port: number; name: string; myKey: string; context: Context },
+  where: {
+    hostname: string;
+    port: number;
+    name: string;
+    myKey: string;
+    context: Context;
+    invite: boolean;
+  },
 ): number {
   const address = `${where.hostname}:${where.port}`;
-  if (error instanceof ServerKeyChangedError) return reportKeyChanged(error, where.context);
+  if (error instanceof ServerKeyChangedError) {
+    return where.invite ? reportInviteKey(error) : reportKeyChanged(error, where.context);
+  }
   if (error instanceof ServerRefusedError) {
     const again = `${commandPrefix(where.context)} connect ${address}`;
+    if (error.code === ErrorCode.badInvite) {
+      printError(`the server at ${address} refused the invite: ${clip(error.serverMessage)}`, [
+        "an invite works for a limited time and number of uses; ask the server's operator " +
+        "for a new one (chat invite --name NAME) and run chat join with it",
+      ]);
+      return Exit.BAD_INVITE;
+    }
     if (error.code === ErrorCode.notAllowed) {
       printError(`the server at ${address} does not allow your key`, [
         `your key: ${where.myKey}`,
@@ -286,6 +316,20 @@ function reportJoinFailure(
     return Exit.CONNECTION;
   }
   throw error;
+}
+
+/** The refusal of a server whose key is not the one the invite token holds (before m3). */
+function reportInviteKey(error: ServerKeyChangedError): number {
+  printError(
+    `the server at ${error.address} is not the server of the invite: refusing to connect`,
+    [
+      `the invite is for fingerprint ${fingerprint(error.expected)}; the server there presented ` +
+      `${fingerprint(error.presented)} (your key and the invite were not sent to it)`,
+      "check the address with the person who sent the invite; someone may be impersonating " +
+      "the server, or the token was made on another server's keys folder",
+    ],
+  );
+  return Exit.SERVER_KEY_CHANGED;
 }
 
 /** The loud refusal of a server whose key is not the pinned or expected one. */
