@@ -17,6 +17,14 @@ import { serve, type ServeOptions } from "./lib/cli/serve.ts";
 import { connect, type ConnectOptions } from "./lib/cli/connect.ts";
 import { send, type SendOptions } from "./lib/cli/send.ts";
 import { listen, type ListenOptions } from "./lib/cli/listen.ts";
+import {
+  DEFAULT_INVITE_ADDRESS,
+  DEFAULT_INVITE_EXPIRES,
+  invite,
+  type InviteOptions,
+} from "./lib/cli/invite.ts";
+import { invites, type InvitesOptions } from "./lib/cli/invites.ts";
+import { join, type JoinOptions } from "./lib/cli/join.ts";
 import { defaultName } from "./lib/cli/chatting.ts";
 import { DEFAULT_PORT } from "./lib/protocol/constants.ts";
 import { Exit } from "./lib/cli/exit.ts";
@@ -34,7 +42,7 @@ Keys folder:
 Keys are written chat1… (bech32); the 44-character base64 form is accepted too.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not allowed, 4 server key changed (for send and
-listen also: not pinned), 5 connection, 6 removed by the server.`;
+listen also: not pinned), 5 connection, 6 removed by the server, 7 invite refused.`;
 
 /** Sends commander's output through lib/cli/output.ts and turns its exits into exceptions. */
 function configure(command: Command, path: string): Command {
@@ -239,6 +247,62 @@ changed or unknown, 5 connection failed or lost, 6 removed by the server.`,
       setExitCode(await listen(contextOf(command), target, options));
     });
   configure(listenCommand, "chat listen");
+  const inviteCommand = program.command("invite")
+    .description("on a server: print a one-paste invite token that lets one new key in")
+    .option("--name <LABEL>", "the label the new key gets (default: the name it joins with)")
+    .option("--expires <DURATION>", "how long it works: 90s, 30m, 24h, 7d", DEFAULT_INVITE_EXPIRES)
+    .option("--uses <N>", "how many keys it lets in", "1")
+    .option(
+      "--address <HOST[:PORT]>",
+      "where clients reach the server (the default is what chat serve listens on)",
+      DEFAULT_INVITE_ADDRESS,
+    )
+    .addHelpText(
+      "after",
+      `
+Run it on the server's keys folder; a running server takes the invite at once. The token
+(chatinvite1…, on stdout) holds the server's address and key and a fresh secret; the
+server keeps only the secret's SHA-256 (in the keys folder's invites file).
+Example: chat --keys keys/alice invite --name bob --address chat.example.org:7447`,
+    )
+    .action(async (options: InviteOptions, command: Command) => {
+      setExitCode(await invite(contextOf(command), options));
+    });
+  configure(inviteCommand, "chat invite");
+
+  const invitesCommand = program.command("invites")
+    .description("list pending invites: id, label, expiry, uses left (never a secret)")
+    .option("--revoke <ID>", "withdraw the invite ID: its token lets nobody in any more")
+    .action(async (options: InvitesOptions, command: Command) => {
+      setExitCode(await invites(contextOf(command), options));
+    });
+  configure(invitesCommand, "chat invites");
+
+  const joinCommand = program.command("join")
+    .description("join a server with an invite token (creates your identity if needed)")
+    .argument("<TOKEN>", "the chatinvite1… token from the server's operator")
+    .option(
+      "--name <NAME>",
+      "your display name (1-32 of A-Z a-z 0-9 . _ -; default: your login name, else guest)",
+      defaultName(),
+    )
+    .option("--json", "print each received message as one JSON object per line")
+    .option("--stay", "with piped input: stay after the input ends, until the chat ends")
+    .option("--reconnect", "join again after a lost connection even from a pipe")
+    .addHelpText(
+      "after",
+      `
+The token is checked locally first (a typo is caught before any connection). The server's
+key comes from the token and is pinned; a server with another key is refused before your
+key or the invite is sent. Once in, your key is on the server's allowlist: next time run
+chat connect HOST[:PORT]. Otherwise as chat connect.
+Exit codes: 0 ok, 2 bad token, 4 not the invite's server, 5 connection, 7 invite refused
+(unknown, used up, withdrawn or expired).`,
+    )
+    .action(async (token: string, options: JoinOptions, command: Command) => {
+      setExitCode(await join(contextOf(command), token, options));
+    });
+  configure(joinCommand, "chat join");
 
   return program;
 }

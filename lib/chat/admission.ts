@@ -23,6 +23,7 @@ import {
   type ServerMessage,
 } from "../protocol/messages.ts";
 import type { Allowlist } from "../keys/allowlist.ts";
+import type { InviteRedemption } from "../keys/invites.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
 import { awaitJoin, listenForData, type PortRange, UnprovenConnections } from "./data_port.ts";
 import type { ServerLimits } from "./limits.ts";
@@ -63,6 +64,12 @@ export interface AdmissionConfig {
   limits: ServerLimits;
   log: LogLimiter;
   readAllowlist(): Promise<Allowlist>;
+  /**
+   * Redeems an invite for a key that is not allowed and presented an invite secret in its
+   * handshake: adds the key to the allowlist and uses the invite up, or says why not. Absent:
+   * the server takes no invites.
+   */
+  redeemInvite?: InviteRedeemer;
   /** True when the room cannot take another member. */
   full(): boolean;
   /** True once the server is closing. */
@@ -72,6 +79,16 @@ export interface AdmissionConfig {
   /** Runs `task` as one of the server's (errors are logged, close() waits for it). */
   track(task: Promise<void>): void;
 }
+
+/**
+ * Redeems an invite secret for `key` (its `declared` name is the label when the invite has
+ * none): the label it was allowed under, or why the secret lets nobody in.
+ */
+export type InviteRedeemer = (
+  secret: Uint8Array,
+  key: Uint8Array,
+  declared: string,
+) => Promise<InviteRedemption>;
 
 /** A handshake not yet finished: its connection and where it came from. */
 interface Pending {
@@ -198,7 +215,7 @@ export class Admission {
       reader: handshake.reader,
     });
     try {
-      await this.#admit(control, handshake, remote);
+      await this.#admit(control, handshake, remote, connection.remoteAddr.hostname);
     } catch (error) {
       control.close();
       if (!this.#config.closing()) {
@@ -207,11 +224,15 @@ export class Admission {
     }
   }
 
-  /** After the handshake: the allowlist, the data port, the join, the allowlist again. */
+  /**
+   * After the handshake: the allowlist (or an invite), the data port, the join, the allowlist
+   * again.
+   */
   async #admit(
     control: Channel<never, ControlMessage>,
     handshake: HandshakeResult,
     remote: string,
+    address: string,
   ): Promise<void> {
     const key = handshake.remoteStaticKey;
     const keyText = encodePublicKey(key);
@@ -234,11 +255,36 @@ export class Admission {
     };
 
     if (!(await this.#config.readAllowlist()).has(key)) {
-      return refuse(
-        "not-allowed",
-        ErrorCode.notAllowed,
-        "your key is not on this server's allowlist",
-      );
+      const invite = handshake.remoteInvite;
+      const redeem = this.#config.redeemInvite;
+      if (invite === undefined || redeem === undefined) {
+        return refuse(
+          "not-allowed",
+          ErrorCode.notAllowed,
+          "your key is not on this server's allowlist",
+        );
+      }
+      const redeemed = await redeem(invite, key, handshake.remoteName);
+      if ("refused" in redeemed) {
+        // a wrong secret costs its source a connection token, as a flood does
+        this.#connectRate.allow(address);
+        return refuse(
+          "bad-invite",
+          ErrorCode.badInvite,
+          redeemed.refused === "expired"
+            ? "this invite has expired"
+            : "this invite is not valid: it was used up, withdrawn, or never made here",
+          redeemed.refused,
+        );
+      }
+      this.#config.log.report({
+        kind: "invite-redeemed",
+        label: redeemed.label,
+        id: redeemed.id,
+        key: keyText,
+        fingerprint: print,
+        remote,
+      });
     }
     if (this.#config.closing()) {
       await control.send(errorMessage(ErrorCode.closing, "the server is shutting down"));

@@ -71,6 +71,11 @@ export interface ConnectConfig {
    * (for scripts, like ssh's StrictHostKeyChecking=yes; `pin` is its accept-new).
    */
   firstContact?: "pin" | "refuse";
+  /**
+   * An invite's secret, presented in m3 (section 4.4) so that a server that does not allow our
+   * key yet lets it in. Only after the server's key was checked, so give `serverKey` with it.
+   */
+  invite?: Uint8Array;
   /** Told when a server key is pinned for the first time. */
   onPinned?: (address: string, key: Uint8Array) => void;
   timeoutMs?: number;
@@ -232,6 +237,7 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
         config.identity,
         config.name,
         (key) => verifyServerKey(config, key, control.remoteAddr),
+        { invite: config.invite },
       ),
       timeoutMs,
       "the server did not complete the handshake in time",

@@ -13,7 +13,8 @@ export type RefusalReason =
   | "revoked-at-join" // its key left the allowlist between its handshake and its join
   | "room-full"
   | "no-data-port"
-  | "name-confusable"; // its declared name could be mistaken for a label or a member
+  | "name-confusable" // its declared name could be mistaken for a label or a member
+  | "bad-invite"; // not allowed, and its invite secret is unknown, used up or expired
 
 /** One thing that happened on a server. */
 export type ServerEvent =
@@ -27,8 +28,21 @@ export type ServerEvent =
     key: string;
     fingerprint: string;
     remote: string;
-    /** For `name-confusable`: the name it looks like; for `room-full`: the limit. */
+    /**
+     * For `name-confusable`: the name it looks like; for `room-full`: the limit; for
+     * `bad-invite`: `unknown` or `expired`.
+     */
     detail?: string;
+  }
+  /** A key was let in by an invite and added to the allowlist under `label`. */
+  | {
+    kind: "invite-redeemed";
+    label: string;
+    /** The invite's id, if one was used (none when the key was allowed meanwhile). */
+    id?: string;
+    key: string;
+    fingerprint: string;
+    remote: string;
   }
   | { kind: "handshake-failed"; remote: string; reason: string }
   | { kind: "session-failed"; remote: string; reason: string }

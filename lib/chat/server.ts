@@ -14,7 +14,7 @@ import { Feature, type ServerMessage } from "../protocol/messages.ts";
 import type { Allowlist } from "../keys/allowlist.ts";
 import { fingerprint } from "../keys/key_text.ts";
 import { MemoryNameBook, type NameBook } from "../keys/name_book.ts";
-import { Admission } from "./admission.ts";
+import { Admission, type InviteRedeemer } from "./admission.ts";
 import type { PortRange } from "./data_port.ts";
 import { reason } from "./endings.ts";
 import type { ServerEvent } from "./events.ts";
@@ -37,6 +37,8 @@ export interface ServerConfig {
   identity: KeyPair;
   /** Reads the allowlist afresh (for every handshake, every join and every sweep). */
   readAllowlist(): Promise<Allowlist>;
+  /** Redeems invites presented in handshakes (admission.ts); absent: no invites taken. */
+  redeemInvite?: InviteRedeemer;
   /**
    * Hears what happens (who joined, was refused, left), as facts; repeated events of one kind
    * are limited to a few per 10 s and then counted (log_limit.ts).
@@ -98,6 +100,7 @@ export class ChatServer {
       limits: this.#limits,
       log: this.#log,
       readAllowlist: config.readAllowlist,
+      redeemInvite: config.redeemInvite,
       full: () => this.#sessions.size >= this.#limits.maxMembers,
       closing,
       onAdmitted: (admitted) => this.#sessions.seat(admitted),

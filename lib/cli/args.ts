@@ -25,29 +25,6 @@ export function parsePortRange(text: string): PortRange {
   return { first, last };
 }
 
-/**
- * Parses a duration such as `90s`, `30m`, `24h` or `7d` (a bare number is seconds) into
- * milliseconds; throws SyntaxError saying what is expected.
- *
- * @example
- * ```ts
- * import { parseDuration } from "./args.ts";
- * parseDuration("90s"); // 90000
- * parseDuration("2h"); // 7200000
- * ```
- */
-export function parseDuration(text: string): number {
-  const match = /^(\d{1,7})([smhd]?)$/.exec(text.trim());
-  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match?.[2] ?? ""];
-  const ms = match ? Number(match[1]) * unit! * 1000 : NaN;
-  if (!(ms > 0 && ms <= 365 * 86400 * 1000)) {
-    throw new SyntaxError(
-      `invalid duration "${text}": expected a number with s, m, h or d, e.g. 90s, 30m, 24h, 7d`,
-    );
-  }
-  return ms;
-}
-
 /** Parses a TCP port number 1..65535 (0 only when `allowZero`, meaning "any free port"). */
 export function parsePort(text: string, allowZero = false): number {
   const port = /^\d{1,5}$/.test(text.trim()) ? Number(text) : NaN;
@@ -76,6 +53,34 @@ export function parseTarget(target: string): { hostname: string; port: number } 
   } catch (error) {
     throw usage((error as Error).message);
   }
+}
+
+/** Seconds in each unit a duration may be given in. */
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/** The longest duration accepted: a year. */
+export const MAX_DURATION_MS = 365 * 86400 * 1000;
+
+/**
+ * Parses a duration, a whole number and a unit: `90s`, `30m`, `24h`, `7d`, into milliseconds
+ * (1 s to 365 days). Throws SyntaxError saying what is expected.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./args.ts";
+ * parseDuration("30m"); // 1800000
+ * parseDuration("7d"); // 604800000
+ * ```
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * DURATION_UNITS[match[2]] * 1000 : NaN;
+  if (!(ms >= 1000 && ms <= MAX_DURATION_MS)) {
+    throw new SyntaxError(
+      `invalid duration "${text}": expected a whole number and s, m, h or d ` +
+        "(e.g. 90s, 30m, 24h, 7d), from 1s to 365d",
+    );
+  }
+  return ms;
 }
 
 /** Options of `chat serve` (limits as given on the command line, checked here). */

@@ -42,18 +42,30 @@ export interface ConnectOptions {
   bell?: BellMode;
 }
 
-/** Runs `chat connect`; resolves with the exit code when the chat has ended. */
+/**
+ * Runs `chat connect`; resolves with the exit code when the chat has ended. `invite` (from
+ * `chat join`) is an invite's secret and the server key its token holds: the first join
+ * presents the secret and refuses any other server key; reconnections need neither.
+ */
 export async function connect(
   context: Context,
   target: string,
   options: ConnectOptions,
+  invite?: { secret: Uint8Array; serverKey: Uint8Array },
 ): Promise<number> {
   const where = joinTarget(target, options);
-  const identity = await loadOrCreateIdentity(context, "connect");
+  if (invite) where.serverKey = invite.serverKey; // the token's key, and no other
+  const identity = await loadOrCreateIdentity(context, invite ? "join" : "connect");
+  let secret = invite?.secret;
   // every join, the first and each reconnection, checks the server's key against the pin
-  const join = () => joinWith(context, where, identity);
+  const join = () => joinWith(context, where, identity, "pin", secret);
   const failed = (error: unknown) =>
-    reportJoinFailure(error, { ...where, myKey: encodePublicKey(identity.publicKey), context });
+    reportJoinFailure(error, {
+      ...where,
+      myKey: encodePublicKey(identity.publicKey),
+      context,
+      invite: invite !== undefined,
+    });
   let session: ClientSession;
   try {
     session = await join();
@@ -64,6 +76,13 @@ export async function connect(
     `joined ${session.serverName} at ${where.hostname}:${where.port} as ${session.name}; ` +
       here(session),
   );
+  if (secret) {
+    secret = undefined; // used: a reconnection is an ordinary connect
+    printInfo(
+      `the invite let your key in and the server's key is pinned: from now on, join with: ` +
+        `${commandPrefix(context)} connect ${target}`,
+    );
+  }
   const end = await converse(session, options, join);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
@@ -100,12 +119,14 @@ export function joinWith(
   where: JoinTarget,
   identity: KeyPair,
   firstContact: "pin" | "refuse" = "pin",
+  invite?: Uint8Array,
 ): Promise<ClientSession> {
   return joinServer({
     ...where,
     identity,
     pins: context.keystore,
     firstContact,
+    invite,
     onPinned: printPinned,
   });
 }
@@ -264,10 +285,19 @@ export function reportEnd(end: ChatEnd, target: string, again: string, refused: 
 /** Explains why joining failed, with what to do, and returns the exit code. */
 export function reportJoinFailure(
   error: unknown,
-  where: { hostname: string; port: number; name: string; myKey: string; context: Context },
+  where: {
+    hostname: string;
+    port: number;
+    name: string;
+    myKey: string;
+    context: Context;
+    invite?: boolean;
+  },
 ): number {
   const address = `${where.hostname}:${where.port}`;
-  if (error instanceof ServerKeyChangedError) return reportKeyChanged(error, where.context);
+  if (error instanceof ServerKeyChangedError) {
+    return where.invite ? reportInviteKey(error) : reportKeyChanged(error, where.context);
+  }
   if (error instanceof UnknownServerError) {
     printError(`${error.message}: refusing to trust a key on first contact`, [
       `presented: fingerprint ${fingerprint(error.presented)} (${
@@ -281,6 +311,13 @@ export function reportJoinFailure(
   }
   if (error instanceof ServerRefusedError) {
     const again = `${commandPrefix(where.context)} connect ${address}`;
+    if (error.code === ErrorCode.badInvite) {
+      printError(`the server at ${address} refused the invite: ${clip(error.serverMessage)}`, [
+        "an invite works for a limited time and number of uses; ask the server's operator " +
+        "for a new one (chat invite --name NAME) and run chat join with it",
+      ]);
+      return Exit.BAD_INVITE;
+    }
     if (error.code === ErrorCode.notAllowed) {
       printError(`the server at ${address} does not allow your key`, [
         `your key: ${where.myKey}`,
@@ -321,6 +358,20 @@ export function reportJoinFailure(
     return Exit.CONNECTION;
   }
   throw error;
+}
+
+/** The refusal of a server whose key is not the one the invite token holds (before m3). */
+function reportInviteKey(error: ServerKeyChangedError): number {
+  printError(
+    `the server at ${error.address} is not the server of the invite: refusing to connect`,
+    [
+      `the invite is for fingerprint ${fingerprint(error.expected)}; the server there presented ` +
+      `${fingerprint(error.presented)} (your key and the invite were not sent to it)`,
+      "check the address with the person who sent the invite; someone may be impersonating " +
+      "the server, or the token was made on another server's keys folder",
+    ],
+  );
+  return Exit.SERVER_KEY_CHANGED;
 }
 
 /** The loud refusal of a server whose key is not the pinned or expected one. */

@@ -19,4 +19,6 @@ export const Exit = {
   CONNECTION: 5,
   /** The server removed us during the chat (revoked, replaced, closing with an error). */
   REMOVED: 6,
+  /** The server refused an invite: unknown, used up, withdrawn or expired (`chat join`). */
+  BAD_INVITE: 7,
 } as const;

@@ -15,7 +15,7 @@ import { printInfo, printWarning } from "./output.ts";
  */
 export async function loadOrCreateIdentity(
   context: Context,
-  role: "serve" | "connect",
+  role: "serve" | "connect" | "join",
 ): Promise<KeyPair> {
   const { keystore } = context;
   if (await keystore.hasIdentity()) return await keystore.loadIdentity();
@@ -26,7 +26,10 @@ export async function loadOrCreateIdentity(
   const folder = describeDefaultFolder(context);
   if (folder) printInfo(folder);
   printInfo(
-    role === "connect"
+    role === "join"
+      ? `the invite lets this key in; if you meant to use an identity you already have, stop ` +
+        `(Ctrl-C) and give its folder with --keys DIR`
+      : role === "connect"
       ? `no server knows this key yet: send it to the server's operator, who lets it in with ` +
         `"chat allow ${key} --name NAME"; if you meant to use an identity you already have, ` +
         `stop (Ctrl-C) and give its folder with --keys DIR`

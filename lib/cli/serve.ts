@@ -65,6 +65,8 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     name,
     identity,
     readAllowlist: () => allowlist.read(),
+    // re-read per use, like the allowlist: `chat invite` works on a running server at once
+    redeemInvite: (secret, key, declared) => keystore.redeemInvite(secret, key, declared),
     report(event) {
       log(describeEvent(event, wording));
       const roomEvent = roomEventOf(event);

@@ -25,6 +25,11 @@ export function describeEvent(event: ServerEvent, wording = DEFAULT_WORDING): st
       return `${event.name} left (${event.reason}${event.detail ? `: ${event.detail}` : ""})`;
     case "refused":
       return describeRefusal(event, wording);
+    case "invite-redeemed":
+      return `${event.fingerprint} from ${event.remote} ` +
+        (event.id === undefined
+          ? `presented an invite but was allowed already (as ${event.label})`
+          : `redeemed invite ${event.id}: allowed as ${event.label}`);
     case "handshake-failed":
       return `handshake from ${event.remote} failed: ${event.reason}`;
     case "session-failed":
@@ -70,5 +75,8 @@ function describeRefusal(
       return `refused ${who}: no data port is free`;
     case "name-confusable":
       return `refused ${who}: the name looks like "${event.detail}"`;
+    case "bad-invite":
+      return `refused ${who}: key not on the allowlist, and its invite is ` +
+        (event.detail === "expired" ? "expired" : "unknown or used up");
   }
 }

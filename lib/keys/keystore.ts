@@ -34,6 +34,17 @@ import {
 } from "./key_files.ts";
 import { type AllowOutcome, type AllowRequest, conflictError, planAllow } from "./allowlist.ts";
 import {
+  findInvite,
+  formatInviteLine,
+  type FoundInvite,
+  freeLabel,
+  type InviteEntry,
+  type InviteRedemption,
+  newInviteId,
+  parseInvites,
+  useInviteLines,
+} from "./invites.ts";
+import {
   checkKeysFolder,
   fsError,
   lstatOrUndefined,
@@ -56,6 +67,8 @@ export const KEY_FILES = {
   knownServers: "known_servers",
   /** On a server: the `name~hex` display names it has shown, `NAME KEY` lines (name_book.ts). */
   names: "names",
+  /** On a server: pending invites, `ID SHA256 EXPIRES USES [LABEL]` lines (invites.ts). */
+  invites: "invites",
   /** Empty file locked (flock) around every read-modify-write. */
   lock: ".lock",
 } as const;
@@ -93,6 +106,7 @@ export class Keystore {
       allowed: join(dir, KEY_FILES.allowed),
       knownServers: join(dir, KEY_FILES.knownServers),
       names: join(dir, KEY_FILES.names),
+      invites: join(dir, KEY_FILES.invites),
       lock: join(dir, KEY_FILES.lock),
     };
   }
@@ -321,18 +335,27 @@ export class Keystore {
     path: string,
     parse: (text: string) => ParsedFile<T>,
     edit: (file: ParsedFile<T>) => { lines?: string[]; result: R },
+    newMode: number = PUBLIC_FILE_MODE,
   ): Promise<R> {
-    return await this.withLock(async () => {
-      const { text, mode } = await readForUpdate(path);
-      const file = parse(text);
-      this.#refuseBadLines(path, file.errors);
-      const { lines, result } = edit(file);
-      if (lines) {
-        const data = lines.length === 0 ? "" : lines.join("\n") + "\n";
-        await writeFileAtomic(path, data, mode ?? PUBLIC_FILE_MODE);
-      }
-      return result;
-    });
+    return await this.withLock(() => this.#editLocked(path, parse, edit, newMode));
+  }
+
+  /** `#editLines` for a caller that holds the lock already (flock is not reentrant). */
+  async #editLocked<T, R>(
+    path: string,
+    parse: (text: string) => ParsedFile<T>,
+    edit: (file: ParsedFile<T>) => { lines?: string[]; result: R },
+    newMode: number = PUBLIC_FILE_MODE,
+  ): Promise<R> {
+    const { text, mode } = await readForUpdate(path);
+    const file = parse(text);
+    this.#refuseBadLines(path, file.errors);
+    const { lines, result } = edit(file);
+    if (lines) {
+      const data = lines.length === 0 ? "" : lines.join("\n") + "\n";
+      await writeFileAtomic(path, data, mode ?? newMode);
+    }
+    return result;
   }
 
   /** Throws `BAD_FILE`, with every bad line, if there are any: nothing may be dropped. */
@@ -343,6 +366,87 @@ export class Keystore {
       `${path} has ${errors.length} bad line${errors.length === 1 ? "" : "s"}; nothing was changed`,
       { path, problems: errors, source: path },
     );
+  }
+
+  // --- Invites -------------------------------------------------------------------
+
+  /** Reads `invites`; a missing file is an empty list (the folder must exist). */
+  async readInvites(): Promise<ParsedFile<InviteEntry>> {
+    await this.checkFolder();
+    return parseInvites((await readKeyFile(this.paths.invites))?.text ?? "");
+  }
+
+  /**
+   * Adds an invite (the SHA-256 of its secret, never the secret) under the lock; a new file is
+   * private (0600). Returns it with its new id.
+   */
+  async addInvite(invite: Omit<InviteEntry, "id" | "line">): Promise<InviteEntry> {
+    checkBytes("invite hash", invite.hash);
+    return await this.#editLines(this.paths.invites, parseInvites, (file) => {
+      const entry = { ...invite, id: newInviteId(file.entries), line: file.lines.length + 1 };
+      return { lines: [...file.lines, formatInviteLine(entry)], result: entry };
+    }, SECRET_FILE_MODE);
+  }
+
+  /** Withdraws the invite `id` under the lock. Throws `NOT_FOUND` if there is none. */
+  async revokeInvite(id: string): Promise<InviteEntry> {
+    const path = this.paths.invites;
+    return await this.#editLines(path, parseInvites, (file) => {
+      const entry = file.entries.find((entry) => entry.id === id);
+      if (!entry) {
+        throw new KeystoreError(
+          "NOT_FOUND",
+          `there is no invite ${JSON.stringify(id)} in ${path}`,
+          {
+            path,
+          },
+        );
+      }
+      return { lines: file.lines.filter((_, index) => index !== entry.line - 1), result: entry };
+    }, SECRET_FILE_MODE);
+  }
+
+  /**
+   * Redeems an invite for `key`, all under one lock: finds the invite whose hash is the
+   * secret's (constant time), refuses it if there is none (used up or never made) or it has
+   * expired at `now`, else uses it up (one use less, the line gone at 0) and then allows `key`
+   * under the invite's label, or `declared` if it has none (`bob-2` if another key has it).
+   * The invite is used before the key is written: a crash between the two loses the use, never
+   * lets a key in twice. A key already allowed keeps its label and the invite is not used.
+   */
+  async redeemInvite(
+    secret: Uint8Array,
+    key: Uint8Array,
+    declared: string,
+    now: number = Date.now(),
+  ): Promise<InviteRedemption> {
+    checkBytes("key to allow", key);
+    return await this.withLock(async () => {
+      const allowed = await this.#editLocked(this.paths.allowed, parseAllowlist, (list) => ({
+        result: list.entries,
+      }));
+      const known = allowed.find((entry) => sameKey(entry.key, key));
+      if (known) return { label: known.label ?? declared };
+      const found = await this.#editLocked<InviteEntry, FoundInvite>(
+        this.paths.invites,
+        parseInvites,
+        (file) => {
+          const found = findInvite(file.entries, secret, now);
+          return "refused" in found
+            ? { result: found }
+            : { lines: useInviteLines(file, found.entry), result: found };
+        },
+        SECRET_FILE_MODE,
+      );
+      if ("refused" in found) return found;
+      const wanted = found.entry.label ?? declared;
+      const label = freeLabel(allowed, wanted, key);
+      await this.#editLocked(this.paths.allowed, parseAllowlist, (list) => ({
+        lines: [...list.lines, formatAllowLine(key, label)],
+        result: undefined,
+      }));
+      return { label: label ?? declared, id: found.entry.id };
+    });
   }
 
   // --- Known servers -------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
  * The one check for bytes entering the program's core, after noble's `abytes`: a Uint8Array of
- * an exact length (or within bounds), or a TypeError / RangeError that names what it is.
+ * an exact length (or within bounds), or a TypeError / RangeError that names what it is; and hex.
  * @module
  */
 
@@ -43,4 +43,27 @@ export function abytes(value: unknown, lengths: Lengths | undefined, label: stri
 
 function describe(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+}
+
+/**
+ * Lowercase hex of `bytes`.
+ *
+ * @example
+ * ```ts
+ * import { bytesOfHex, hexOf } from "./bytes.ts";
+ * hexOf(new Uint8Array([0, 255])); // "00ff"
+ * bytesOfHex("00ff"); // Uint8Array [0, 255]
+ * ```
+ */
+export function hexOf(bytes: Uint8Array): string {
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** The bytes of lowercase hex text (checked by the caller). */
+export function bytesOfHex(hex: string): Uint8Array {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
 }

@@ -1,6 +1,6 @@
 /**
  * The XX handshake over a connection, as `chat` runs it: each handshake message is one frame,
- * m1 carries no payload, m2 and m3 carry `{"name": ...}`, and the result is a pair of
+ * m1 carries no payload, m2 and m3 carry `{"name": ...}` (m3 maybe an `"invite"`), and the result is a pair of
  * CipherStates (with automatic rekeying on) ready for a Channel.
  *
  * The caller bounds the wait (withDeadline) and closes the connection on any error.
@@ -18,7 +18,8 @@ import type { Connection } from "./channel.ts";
 import { encodeFrame, FrameReader, writeAll } from "./frame.ts";
 import { XXHandshake } from "./handshake.ts";
 import type { CipherState } from "./noise.ts";
-import { decodeNamePayload, encodeNamePayload } from "./messages.ts";
+import { bytesOfHex } from "./bytes.ts";
+import { decodeHandshakePayload, decodeNamePayload, encodeNamePayload } from "./messages.ts";
 
 /** What a completed handshake yields. */
 export interface HandshakeResult {
@@ -34,6 +35,8 @@ export interface HandshakeResult {
   remoteName: string;
   /** The Noise handshake hash h, the same on both sides. */
   handshakeHash: Uint8Array;
+  /** Responder only: the invite secret the client presented in m3, if any (section 4.4). */
+  remoteInvite?: Uint8Array;
 }
 
 async function nextFrame(reader: FrameReader, which: string): Promise<Uint8Array> {
@@ -71,12 +74,15 @@ function step<T>(which: string, run: () => T): T {
  * Runs the handshake as the initiator (the client): writes m1, reads m2, writes m3.
  * `verifyServer` sees the server's authenticated static key after m2 and before m3: throwing
  * there aborts before our own static key and name are sent to a server we do not trust.
+ * `options.invite` is an invite's secret, presented in m3 (encrypted, after the server's key
+ * was checked).
  */
 export async function initiateHandshake(
   connection: Connection,
   identity: KeyPair,
   name: string,
   verifyServer?: (serverKey: Uint8Array, serverName: string) => Promise<void> | void,
+  options: { invite?: Uint8Array } = {},
 ): Promise<HandshakeResult> {
   const reader = new FrameReader(connection, MAX_HANDSHAKE_FRAME_BYTES);
   const handshake = new XXHandshake({
@@ -91,13 +97,16 @@ export async function initiateHandshake(
     () => decodeNamePayload(handshake.readMessage2(m2), "server"),
   );
   await verifyServer?.(handshake.remoteStaticKey!, serverName);
-  await writeAll(connection, encodeFrame(handshake.writeMessage3(encodeNamePayload(name))));
+  await writeAll(
+    connection,
+    encodeFrame(handshake.writeMessage3(encodeNamePayload(name, options.invite))),
+  );
   return finish(handshake, reader, serverName);
 }
 
 /**
  * Runs the handshake as the responder (the server): reads m1 (refusing a payload), writes m2,
- * reads m3.
+ * reads m3 (with the invite secret it may carry in `remoteInvite`).
  */
 export async function acceptHandshake(
   connection: Connection,
@@ -119,9 +128,11 @@ export async function acceptHandshake(
   }
   await writeAll(connection, encodeFrame(handshake.writeMessage2(encodeNamePayload(name))));
   const m3 = await nextFrame(reader, "message 3");
-  const clientName = step(
+  const client = step(
     "message 3",
-    () => decodeNamePayload(handshake.readMessage3(m3), "client"),
+    () => decodeHandshakePayload(handshake.readMessage3(m3), "client"),
   );
-  return finish(handshake, reader, clientName);
+  const result = finish(handshake, reader, client.name);
+  if (client.invite !== undefined) result.remoteInvite = bytesOfHex(client.invite);
+  return result;
 }

@@ -14,6 +14,7 @@ import {
 } from "./constants.ts";
 import { ProtocolError } from "../errors.ts";
 import { isValidName } from "./names.ts";
+import { hexOf } from "./bytes.ts";
 
 // --- Names of things ----------------------------------------------------------------------
 
@@ -56,6 +57,7 @@ export const ErrorCode = {
   replaced: "replaced",
   nameConfusable: "name-confusable",
   kicked: "kicked",
+  badInvite: "bad-invite",
 } as const;
 
 /** The codes of `notice` (section 7.4). */
@@ -152,7 +154,15 @@ export type ServerMessage =
 /** The handshake payload of m2 and m3 (section 4.4). */
 export interface HandshakePayload {
   name: string;
+  /**
+   * m3 only, optional: an invite's secret, as lowercase hex (section 4.4). A server that does
+   * not know invites ignores it, as any unknown field.
+   */
+  invite?: string;
 }
+
+/** An invite secret in the m3 payload: 16 to 64 bytes as lowercase hex (section 4.4). */
+const INVITE_HEX = /^(?:[0-9a-f]{2}){16,64}$/;
 
 // --- Constructors (the server's and client's words) --------------------------------------
 
@@ -426,24 +436,51 @@ export function decodeMessage(plaintext: Uint8Array): Message {
 
 // --- Handshake payloads (section 4.4) ------------------------------------------------------
 
-/** The m2/m3 payload: `{"name": "<display name>"}`. */
-export function encodeNamePayload(name: string): Uint8Array {
-  return utf8.encode(JSON.stringify({ name } satisfies HandshakePayload));
+/**
+ * The m2/m3 payload: `{"name": "<display name>"}`, with `"invite"` when an invite's secret is
+ * presented (m3 only).
+ *
+ * @example
+ * ```ts
+ * import { decodeHandshakePayload, encodeNamePayload } from "./messages.ts";
+ * const secret = new Uint8Array(16).fill(0xab);
+ * decodeHandshakePayload(encodeNamePayload("bob", secret), "client").invite; // "abab…ab"
+ * ```
+ */
+export function encodeNamePayload(name: string, invite?: Uint8Array): Uint8Array {
+  const payload: HandshakePayload = { name };
+  if (invite !== undefined) payload.invite = hexOf(invite);
+  return utf8.encode(JSON.stringify(payload));
 }
 
 /** Parses an m2/m3 payload; throws ProtocolError unless it is a JSON object with a valid name. */
 export function decodeNamePayload(payload: Uint8Array, whose: string): string {
+  return decodeHandshakePayload(payload, whose).name;
+}
+
+/**
+ * Parses an m2/m3 payload: its `name`, and its `invite` if it has one. Throws ProtocolError
+ * unless it is a JSON object with a valid name, and for an `invite` that is not 16 to 64 bytes
+ * of lowercase hex; other fields are ignored (section 4.4).
+ */
+export function decodeHandshakePayload(payload: Uint8Array, whose: string): HandshakePayload {
   let value: unknown;
   try {
     value = JSON.parse(decodeUtf8Strict(payload));
   } catch {
     throw new ProtocolError(`the ${whose}'s handshake payload is not UTF-8 JSON`);
   }
-  const name = (value as { name?: unknown } | null)?.name;
+  const object = value as { name?: unknown; invite?: unknown } | null;
+  const name = object?.name;
   if (typeof name !== "string" || !isValidName(name)) {
     throw new ProtocolError(`the ${whose}'s handshake payload has no valid "name"`);
   }
-  return name;
+  const invite = object?.invite;
+  if (invite === undefined) return { name };
+  if (typeof invite !== "string" || !INVITE_HEX.test(invite)) {
+    throw new ProtocolError(`the ${whose}'s handshake payload has a bad "invite"`);
+  }
+  return { name, invite };
 }
 
 // --- Codecs: what a Channel sends and receives on each side --------------------------------
