@@ -72,8 +72,12 @@ export class ServerKeyChangedError extends Error {
  */
 export class UnknownServerError extends Error {
   readonly code = "UNKNOWN_SERVER";
-  constructor(readonly address: string, readonly presented: Uint8Array) {
-    super(`the server at ${address} is not pinned and no --server-key was given`);
+  constructor(
+    readonly address: string,
+    readonly presented: Uint8Array,
+    why = "no --server-key was given",
+  ) {
+    super(`the server at ${address} is not pinned and ${why}`);
     this.name = "UnknownServerError";
   }
 }

@@ -122,6 +122,13 @@ function ptyTest(
             .map((word) => `'${word}'`).join(" ");
           await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}`);
           await pane.press("Enter");
+          // the first contact is the person's decision, as with ssh
+          await pane.waitFor(
+            (s) => s.replaceAll("\n", "").includes("trust this key and connect? [yes/no]"),
+            "question", // (wrapped in a narrow pane)
+          );
+          await pane.type("yes");
+          await pane.press("Enter");
           await pane.waitFor((s) => /joined alice/.test(s) && s.endsWith("\n>"), "prompt", 20_000);
           await test({ pane, server, dir: sandbox.dir });
         } finally {
@@ -259,3 +266,35 @@ function displayColumns(row: string): number {
   for (const c of row) columns += /[\u3000-\u9fff\u{1f300}-\u{1faff}]/u.test(c) ? 2 : 1;
   return columns;
 }
+
+Deno.test({
+  name: "at a terminal, a first contact shows the fingerprint and asks; no means no (exit 4)",
+  ignore: !TMUX,
+  fn: () =>
+    Sandbox.run(async (sandbox) => {
+      await sandbox.keygen("alice");
+      const bob = await sandbox.keygen("bob");
+      assert.equal((await sandbox.run(["--keys", "alice", "allow", bob])).code, 0);
+      const { address } = await sandbox.serve("alice", ["--name", "alice"]);
+      const print = (await sandbox.run(["--keys", "alice", "pubkey"])).stdout.trim();
+      const pane = new Pane();
+      try {
+        await pane.start(sandbox.dir, 100, 30);
+        const command = [Deno.execPath(), "run", ...CHAT_PERMISSIONS, MAIN]
+          .concat(["--keys", "bob", "connect", address])
+          .map((word) => `'${word}'`).join(" ");
+        await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}; echo "exit=$?"`);
+        await pane.press("Enter");
+        const screen = await pane.waitFor((s) => s.includes("[yes/no]"), "question");
+        assert.ok(screen.includes(`its key: ${print}`), screen);
+        assert.match(screen, /its fingerprint: [0-9a-f]{4}(:[0-9a-f]{4}){3}/);
+        await pane.type("no");
+        await pane.press("Enter");
+        await pane.waitFor((s) => s.includes("exit=4"), "exit 4");
+        const pins = await Deno.readTextFile(`${sandbox.dir}/bob/known_servers`).catch(() => "");
+        assert.equal(pins.trim(), "", "a refused key is not pinned");
+      } finally {
+        await pane.kill();
+      }
+    }),
+});

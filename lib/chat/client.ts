@@ -72,6 +72,11 @@ export interface ConnectConfig {
    */
   firstContact?: "pin" | "refuse";
   /**
+   * Asked on a first contact that would pin (the person at a terminal, like ssh): true trusts
+   * and pins the key, false refuses it (UnknownServerError). Absent: trust on first use.
+   */
+  confirmFirstContact?: (address: string, presented: Uint8Array) => Promise<boolean>;
+  /**
    * An invite's secret, presented in m3 (section 4.4) so that a server that does not allow our
    * key yet lets it in. Only after the server's key was checked, so give `serverKey` with it.
    */
@@ -205,8 +210,15 @@ async function verifyServerKey(
   const known = await lookup();
   refuseChanged(known);
   if (known.every((pinned) => pinned !== undefined)) return;
-  if (config.firstContact === "refuse" && known.every((pinned) => pinned === undefined)) {
+  const firstContact = known.every((pinned) => pinned === undefined);
+  if (firstContact && config.firstContact === "refuse") {
     throw new UnknownServerError(address, presented);
+  }
+  // at a terminal, the person decides, as ssh asks (bounded by the handshake's deadline)
+  if (firstContact && config.confirmFirstContact) {
+    if (!await config.confirmFirstContact(address, presented)) {
+      throw new UnknownServerError(address, presented, "you did not trust its key");
+    }
   }
   // pin what is missing; a first contact racing us may have pinned another key meanwhile
   const before = await config.pins.pinServer(addresses, presented);

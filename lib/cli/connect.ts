@@ -4,7 +4,7 @@
  * @module
  */
 import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
-import { reconnect } from "./reconnect.ts";
+import { isFinal, reconnect } from "./reconnect.ts";
 import type { KeyPair } from "../protocol/crypto.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
@@ -27,7 +27,7 @@ import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
 import { parseLineCommand, TEXT, TYPED } from "./line_command.ts";
 import { type BellMode, RoomView } from "./room_view.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
-import { printError, printInfo } from "./output.ts";
+import { printError, printInfo, writeStderr } from "./output.ts";
 import { Exit } from "./exit.ts";
 
 /** Options of `chat connect`. */
@@ -57,8 +57,14 @@ export async function connect(
   if (invite) where.serverKey = invite.serverKey; // the token's key, and no other
   const identity = await loadOrCreateIdentity(context, invite ? "join" : "connect");
   let secret = invite?.secret;
+  // at a terminal, a first contact is the person's decision (ssh's question); from a pipe the
+  // key is trusted on first use, and the pinning is said on stderr
+  let trusted = false;
+  const ask = !where.serverKey && detectTerminal(Boolean(options.json)).interactive
+    ? async (address: string, key: Uint8Array) => trusted = await askFirstContact(address, key)
+    : undefined;
   // every join, the first and each reconnection, checks the server's key against the pin
-  const join = () => joinWith(context, where, identity, "pin", secret);
+  const join = () => joinWith(context, where, identity, "pin", secret, ask);
   const failed = (error: unknown) =>
     reportJoinFailure(error, {
       ...where,
@@ -70,7 +76,14 @@ export async function connect(
   try {
     session = await join();
   } catch (error) {
-    return failed(error);
+    // while the person read the fingerprint the server may have given up on the handshake:
+    // the key is pinned now, so once more, without a question
+    if (!trusted || isFinal(error)) return failed(error);
+    try {
+      session = await join();
+    } catch (again) {
+      return failed(again);
+    }
   }
   printInfo(
     `joined ${session.serverName} at ${where.hostname}:${where.port} as ${session.name}; ` +
@@ -120,6 +133,7 @@ export function joinWith(
   identity: KeyPair,
   firstContact: "pin" | "refuse" = "pin",
   invite?: Uint8Array,
+  confirmFirstContact?: (address: string, key: Uint8Array) => Promise<boolean>,
 ): Promise<ClientSession> {
   return joinServer({
     ...where,
@@ -127,8 +141,39 @@ export function joinWith(
     pins: context.keystore,
     firstContact,
     invite,
+    confirmFirstContact,
     onPinned: printPinned,
   });
+}
+
+/**
+ * The first-contact question at a terminal, as ssh asks it: the server's fingerprint, how to
+ * check it, and a yes or no (anything but yes is no). Read in the terminal's own line mode,
+ * before the chat's prompt takes the terminal.
+ */
+export async function askFirstContact(address: string, key: Uint8Array): Promise<boolean> {
+  printInfo(`the server at ${address} is not known yet (no key pinned for it)`);
+  printInfo(`its key: ${encodePublicKey(key)}`);
+  printInfo(`its fingerprint: ${fingerprint(key)}`);
+  printInfo(
+    "compare the fingerprint with the one its operator sees (`chat pubkey` on the server), by " +
+      "a channel you trust",
+  );
+  writeStderr("chat: trust this key and connect? [yes/no] ");
+  const answer = (await readAnswer()).trim().toLowerCase();
+  return answer === "yes" || answer === "y";
+}
+
+/** One line typed at the terminal (cooked mode), or "" at the end of input. */
+async function readAnswer(): Promise<string> {
+  const buffer = new Uint8Array(256);
+  let text = "";
+  while (!text.includes("\n")) {
+    const n = await Deno.stdin.read(buffer);
+    if (n === null) break;
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  return text.split("\n")[0];
 }
 
 /** Says that a server's key was pinned on first contact (`ConnectConfig.onPinned`). */
