@@ -69,7 +69,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     redeemInvite: (secret, key, declared) => keystore.redeemInvite(secret, key, declared),
     report(event) {
       log(describeEvent(event, wording));
-      const roomEvent = roomEventOf(event);
+      const roomEvent = options.json || roomLog ? roomEventOf(event) : undefined;
       if (roomEvent) story(formatJsonEvent(roomEvent));
     },
     names,
@@ -80,10 +80,12 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
       void shutdown();
     },
     // with --json or --log, every line said in the room is an event (headless or not)
-    observe: (message) => {
-      const line = lineEventOf(message);
-      if (line) story(formatJsonEvent(line));
-    },
+    observe: options.json || roomLog
+      ? (message) => {
+        const line = lineEventOf(message);
+        if (line) story(formatJsonEvent(line));
+      }
+      : undefined, // nobody reads the story: no JSON per line on the hot path
     operator: options.headless ? undefined : (message) => {
       if (options.json) return; // the observer prints it
       if (message.type === MessageType.msg) {
