@@ -112,7 +112,7 @@ export class Sessions {
       features: [...SERVER_FEATURES],
     }).catch(() => {});
     // the history first, marked as replays, then the live room (section 7.10)
-    for (const line of room.history()) channel.send(line).catch(() => {});
+    for (const line of room.history()) channel.sendPlaintext(line).catch(() => {});
     room.join(this.#member(session, admitted.fingerprint, admitted.features));
     this.#config.log.report({ kind: "joined", name, fingerprint: admitted.fingerprint, remote });
     this.#config.track(this.#serve(session));
