@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
-import { CHAT_PERMISSIONS, type ChatProcess, Sandbox } from "./process.ts";
+import { CHAT_PERMISSIONS, type ChatProcess, LISTENING, Sandbox } from "./process.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
@@ -102,7 +102,9 @@ class Pane {
 function ptyTest(
   name: string,
   size: { columns: number; rows: number },
-  test: (chat: { pane: Pane; server: ChatProcess; dir: string }) => Promise<void>,
+  test: (
+    chat: { pane: Pane; server: ChatProcess; dir: string; sandbox: Sandbox; address: string },
+  ) => Promise<void>,
 ): void {
   Deno.test({
     name,
@@ -130,7 +132,7 @@ function ptyTest(
           await pane.type("yes");
           await pane.press("Enter");
           await pane.waitFor((s) => /joined alice/.test(s) && s.endsWith("\n>"), "prompt", 20_000);
-          await test({ pane, server, dir: sandbox.dir });
+          await test({ pane, server, dir: sandbox.dir, sandbox, address });
         } finally {
           await pane.kill();
         }
@@ -297,4 +299,20 @@ Deno.test({
         await pane.kill();
       }
     }),
+});
+
+ptyTest("after a server restart the interactive client comes back by itself, typing kept", {
+  columns: 100,
+  rows: 30,
+}, async ({ pane, server, sandbox, address }) => {
+  server.signal("SIGKILL");
+  await pane.waitFor((s) => /connection lost .* reconnecting in 1 s/.test(s), "back-off note");
+  await pane.type("typed while away");
+  const port = address.split(":")[1];
+  const again = sandbox.spawn(["--keys", "alice", "serve", "--port", port, "--name", "alice"]);
+  await again.waitFor("stderr", LISTENING);
+  await pane.waitFor((s) => s.includes("reconnected to alice as bob"), "reconnection", 20_000);
+  await pane.waitFor((s) => s.trimEnd().endsWith("> typed while away"), "the kept input");
+  await pane.press("Enter");
+  await again.waitFor("stdout", /^bob: typed while away$/, 5_000);
 });
