@@ -3,8 +3,9 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
-import { type ChatEnd, ClientChat, type ClientSession, joinServer } from "../chat/client.ts";
-import { isFinal, reconnect } from "./reconnect.ts";
+import { type ChatEnd, type ClientSession, joinServer } from "../chat/client.ts";
+import { isFinal } from "./reconnect.ts";
+import { Conversation } from "./conversation.ts";
 import type { KeyPair } from "../protocol/crypto.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
 export { parseTarget };
@@ -17,15 +18,14 @@ import {
   UnknownServerError,
 } from "../errors.ts";
 import { encodePublicKey, fingerprint } from "../keys/key_text.ts";
-import { lineProblem } from "../chat/lines.ts";
 import { clip } from "../chat/untrusted.ts";
 import { ErrorCode } from "../protocol/messages.ts";
 import { parseTarget } from "./args.ts";
-import { detectTerminal, Terminal } from "./terminal.ts";
-import { checkName, CLIENT_HELP, onSignals } from "./chatting.ts";
+import { detectTerminal } from "./terminal.ts";
+import { checkName } from "./chatting.ts";
 import { commandPrefix, type Context, parseKeyArgument } from "./context.ts";
-import { parseLineCommand, TEXT, TYPED } from "./line_command.ts";
-import { type BellMode, RoomView } from "./room_view.ts";
+import { type BellMode, here } from "./room_view.ts";
+export { here };
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printError, printInfo, writeStderr } from "./output.ts";
 import { Exit } from "./exit.ts";
@@ -96,7 +96,7 @@ export async function connect(
         `${commandPrefix(context)} connect ${target}`,
     );
   }
-  const end = await converse(session, options, join);
+  const end = await new Conversation(options, join).run(session);
   if (end.how.kind === "final") return failed(end.how.error);
   return reportEnd(end.how, target, `${commandPrefix(context)} connect ${target}`, end.refused);
 }
@@ -183,123 +183,6 @@ export function printPinned(address: string, key: Uint8Array): void {
       encodePublicKey(key)
     }); it will be checked on every later connection`,
   );
-}
-
-/** Who else is in the room a session joined, in words. */
-export function here(session: ClientSession): string {
-  return session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here";
-}
-
-/** How a conversation ended: as a chat ends, or with a final refusal while reconnecting. */
-type ConversationEnd = ChatEnd | { kind: "final"; error: unknown };
-
-/**
- * The conversation: lines in, messages out, until someone ends it. After a lost connection it
- * joins again by itself (at a terminal, or with --reconnect), keeping the terminal and what is
- * being typed. Says how it ended, and whether any line typed was refused (then a clean end still
- * exits 1).
- */
-async function converse(
-  first: ClientSession,
-  options: ConnectOptions,
-  join: () => Promise<ClientSession>,
-): Promise<{ how: ConversationEnd; refused: boolean }> {
-  const view = detectTerminal(Boolean(options.json));
-  let refused = false;
-  let chat: ClientChat | undefined;
-  const leaving = Promise.withResolvers<void>();
-  let left = false;
-  const leave = () => {
-    left = true;
-    leaving.resolve();
-    if (chat) void chat.leave();
-  };
-  const send = (text: string, action = false, to?: string) => {
-    if (!chat) return terminal.error("not connected (reconnecting): the line was not sent");
-    const problem = lineProblem(text, chat.session.maxLineBytes);
-    if (problem) {
-      refused = true;
-      return terminal.error(problem);
-    }
-    try {
-      const sending = to === undefined ? chat.say(text, action) : chat.tell(to, text, action);
-      sending.catch(() => {}); // a failed send shows up as the chat ending
-    } catch (error) {
-      return terminal.error((error as Error).message); // no private lines on this server
-    }
-    const shown = to === undefined ? text : `(to ${to}) ${text}`;
-    terminal.sent(chat.session.name, shown, { action, private: to !== undefined });
-  };
-  const terminal: Terminal = new Terminal(view, {
-    line(text, info) {
-      const mode = view.interactive && !info.pasted ? TYPED : TEXT;
-      const command = parseLineCommand(text, mode);
-      switch (command.kind) {
-        case "quit":
-          return leave();
-        case "who":
-          return chat ? chat.askWho() : terminal.error("not connected (reconnecting)");
-        case "help":
-          return terminal.info(CLIENT_HELP);
-        case "say":
-          return send(command.text, command.action);
-        case "msg":
-          return send(command.text, false, command.to);
-        case "ignore":
-          return terminal.info(room.ignore(command.name));
-        case "unignore":
-          return terminal.info(room.unignore(command.name));
-        case "kick":
-        case "mute":
-          return terminal.error("only the server's operator can do that");
-        case "usage":
-          return terminal.error(`usage: ${command.usage}`);
-        case "unknown":
-          return terminal.error(`unknown command ${command.command}`, [
-            "type /help for the commands",
-          ]);
-      }
-    },
-    end() {
-      if (options.stay && !view.interactive) terminal.stopReading();
-      else leave();
-    },
-    interrupt: leave,
-  });
-  const room = new RoomView(terminal, {
-    json: Boolean(options.json),
-    bell: options.bell ?? "mention",
-  });
-  const removeSignals = onSignals(leave);
-  let session = first;
-  let how: ConversationEnd;
-  while (true) {
-    room.ownName = session.name;
-    chat = new ClientChat(session, room.handlers());
-    how = await chat.ended;
-    chat = undefined;
-    const retry = how.kind === "lost" && !left && (view.interactive || options.reconnect);
-    if (!retry) break;
-    const again = await reconnect((how as { reason: string }).reason, {
-      join,
-      say: (line) => terminal.info(line),
-      stopped: leaving.promise,
-    });
-    if (again.kind === "joined") {
-      session = again.session;
-      terminal.info(`reconnected to ${session.serverName} as ${session.name}; ${here(session)}`);
-      continue;
-    }
-    how = again.kind === "final"
-      ? { kind: "final", error: again.error }
-      : again.kind === "stopped"
-      ? { kind: "left" }
-      : { kind: "lost", reason: `gave up reconnecting: ${again.reason}` };
-    break;
-  }
-  removeSignals();
-  terminal.close();
-  return { how, refused };
 }
 
 /**

@@ -110,3 +110,8 @@ export class RoomView {
 export function presenceText(event: string, who: string, detail: string): string {
   return event === "join" ? `${who} joined (${detail})` : `${who} left (${detail})`;
 }
+
+/** Who else is in the room a session joined, in words. */
+export function here(session: { members: readonly string[] }): string {
+  return session.members.length ? `here: ${session.members.join(", ")}` : "nobody else is here";
+}
