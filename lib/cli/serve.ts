@@ -10,7 +10,7 @@ import { MessageType, type ServerMessage } from "../protocol/messages.ts";
 import { formatJsonEvent, type JsonEvent, roomEventOf } from "./json_events.ts";
 import { RoomLog } from "./room_log.ts";
 import type { PortRange } from "../chat/data_port.ts";
-import { ChatServer } from "../chat/server.ts";
+import { ChatServer, type ServerConfig } from "../chat/server.ts";
 import {
   parseDuration,
   parseLimits,
@@ -24,7 +24,7 @@ import { Exit } from "./exit.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { type LineCommand, parseLineCommand, SCRIPTED, TEXT, TYPED } from "./line_command.ts";
 import { printData, printInfo, UserError } from "./output.ts";
-import { describeEvent } from "./server_log.ts";
+import { describeEvent, type LogWording } from "./server_log.ts";
 import { detectTerminal, type MessageStyle, Terminal } from "./terminal.ts";
 import { sanitize } from "../chat/untrusted.ts";
 
@@ -49,11 +49,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   });
   const names = await FileNameBook.open(keystore, (line) => log(`warning: ${line}`));
   const roomLog = options.log === undefined ? undefined : await RoomLog.open(options.log);
-  // the room's story as JSON events: on stdout with --json, into the file with --log
-  const story = (line: string) => {
-    if (options.json) printData(line);
-    roomLog?.write(line);
-  };
+  const output = serverOutput(options, roomLog, (line) => log(line), () => terminal, wording);
 
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => stopped = resolve);
@@ -67,34 +63,13 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     readAllowlist: () => allowlist.read(),
     // re-read per use, like the allowlist: `chat invite` works on a running server at once
     redeemInvite: (secret, key, declared) => keystore.redeemInvite(secret, key, declared),
-    report(event) {
-      log(describeEvent(event, wording));
-      const roomEvent = options.json || roomLog ? roomEventOf(event) : undefined;
-      if (roomEvent) story(formatJsonEvent(roomEvent));
-    },
+    ...output,
     names,
     limits,
     onFatal(error) {
       // up but deaf is the worst state: stop, so that a supervisor restarts the server
       fatal = error;
       void shutdown();
-    },
-    // with --json or --log, every line said in the room is an event (headless or not)
-    observe: options.json || roomLog
-      ? (message) => {
-        const line = lineEventOf(message);
-        if (line) story(formatJsonEvent(line));
-      }
-      : undefined, // nobody reads the story: no JSON per line on the hot path
-    operator: options.headless ? undefined : (message) => {
-      if (options.json) return; // the observer prints it
-      if (message.type === MessageType.msg) {
-        terminal?.message(message.from, message.text, { action: message.action });
-      } else if (message.type === MessageType.private) {
-        const style = { action: message.action, private: true, highlight: true, bell: true };
-        terminal?.message(message.from, message.text, style);
-      }
-      // presence is already in the log (with the address and fingerprint)
     },
   });
   start(server, options.host, port);
@@ -115,6 +90,49 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   }
   printInfo("the server stopped; everyone was told the chat ended");
   return Exit.OK;
+}
+
+/**
+ * Where a server's events and lines go: the log on stderr (worded), the room's story as JSON
+ * events (stdout with --json, the file with --log), and the operator's terminal.
+ */
+function serverOutput(
+  options: ServeOptions,
+  roomLog: RoomLog | undefined,
+  log: (line: string) => void,
+  terminal: () => Terminal | undefined,
+  wording: LogWording,
+): Pick<ServerConfig, "report" | "observe" | "operator"> {
+  const telling = Boolean(options.json || roomLog);
+  const story = (event: JsonEvent) => {
+    const line = formatJsonEvent(event);
+    if (options.json) printData(line);
+    roomLog?.write(line);
+  };
+  return {
+    report(event) {
+      log(describeEvent(event, wording));
+      const roomEvent = telling ? roomEventOf(event) : undefined;
+      if (roomEvent) story(roomEvent);
+    },
+    // every line said in the room is an event (headless or not); no JSON when nobody reads it
+    observe: telling
+      ? (message) => {
+        const line = lineEventOf(message);
+        if (line) story(line);
+      }
+      : undefined,
+    operator: options.headless ? undefined : (message) => {
+      if (options.json) return; // the story has it
+      if (message.type === MessageType.msg) {
+        terminal()?.message(message.from, message.text, { action: message.action });
+      } else if (message.type === MessageType.private) {
+        const style = { action: message.action, private: true, highlight: true, bell: true };
+        terminal()?.message(message.from, message.text, style);
+      }
+      // presence is already in the log (with the address and fingerprint)
+    },
+  };
 }
 
 /** The control port and the data-port range; a bad one, or a clash, is a usage error. */
