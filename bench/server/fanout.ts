@@ -9,6 +9,7 @@ import { primitives } from "../../lib/protocol/crypto.ts";
 import {
   BIG,
   cpuSeconds,
+  crowdFlags,
   f,
   joinAll,
   leaveAll,
@@ -154,10 +155,7 @@ async function measureFanout(n: number, ms: number): Promise<FanoutFigures> {
   const identities = Array.from({ length: n }, () => primitives.generateKeyPair());
   const dir = await makeKeysDir(identities);
   const server = await startServer(dir, [
-    "--max-members",
-    String(n + 10),
-    "--max-handshakes-per-address",
-    String(n + 10),
+    ...crowdFlags(n),
     "--rate",
     BIG,
     "--burst",

@@ -8,6 +8,7 @@ import { primitives } from "../../lib/protocol/crypto.ts";
 import { type HandshakeFigures, measureHandshakes } from "./handshakes.ts";
 import {
   cpuSeconds,
+  crowdFlags,
   f,
   join,
   joinAll,
@@ -37,12 +38,7 @@ interface MemoryFigures {
 async function measureMemory(n: number, seconds: number): Promise<MemoryFigures> {
   const identities = Array.from({ length: n }, () => primitives.generateKeyPair());
   const dir = await makeKeysDir(identities);
-  const server = await startServer(dir, [
-    "--max-members",
-    String(n + 10),
-    "--max-handshakes-per-address",
-    String(n + 10),
-  ]);
+  const server = await startServer(dir, crowdFlags(n));
   let members: Member[] = [];
   try {
     // one session opened and closed first, so lazily loaded code is in "before"
