@@ -186,8 +186,11 @@ export class PartialDownload {
     this.#busy = true;
     try {
       this.hash.update(bytes);
+      // Synchronous: an async write goes through a thread pool and cost 2-5x the CPU of a
+      // 64 KiB write into the page cache (measured: 347-822 ms against 170 ms for 256 MiB),
+      // which made the receiver the slowest of a transfer's three processes.
       for (let written = 0; written < bytes.length;) {
-        written += await file.write(bytes.subarray(written));
+        written += file.writeSync(bytes.subarray(written));
       }
       this.#received += bytes.length;
     } catch (error) {

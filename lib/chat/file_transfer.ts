@@ -423,7 +423,7 @@ export class FileTransfers {
       ) {
         const length = Math.min(MAX_CHUNK_DATA_BYTES, size - outgoing.sent);
         const plaintext = chunkPlaintext(outgoing.info.id, outgoing.sent, length);
-        await readFully(outgoing.file, plaintext.subarray(CHUNK_HEADER_BYTES));
+        readFully(outgoing.file, plaintext.subarray(CHUNK_HEADER_BYTES));
         outgoing.sent += length;
         // wait for every other chunk's write: at most two sit in the channel's queue
         const written = this.#link.sendChunk(plaintext);
@@ -454,10 +454,12 @@ export class FileTransfers {
 }
 
 /** Fills `buffer` from `file`; throws if the file ends first (it shrank since it was hashed). */
-async function readFully(file: Deno.FsFile, buffer: Uint8Array): Promise<void> {
+function readFully(file: Deno.FsFile, buffer: Uint8Array): void {
   let filled = 0;
   while (filled < buffer.length) {
-    const n = await file.read(buffer.subarray(filled));
+    // synchronous, as the download's writes are (downloads.ts): a page-cache read of 64 KiB
+    // takes microseconds, and an async one costs a thread-pool round trip per chunk
+    const n = file.readSync(buffer.subarray(filled));
     if (n === null) throw new RangeError("the file shrank while it was being sent");
     filled += n;
   }

@@ -66,7 +66,7 @@ export const MAX_CHUNK_DATA_BYTES = MAX_PLAINTEXT_BYTES - CHUNK_HEADER_BYTES;
  * the end-to-end window that keeps the bytes in flight, and so the wait of a chat line queued
  * behind them, small.
  */
-export const FILE_WINDOW_BYTES = 1 << 20;
+export const FILE_WINDOW_BYTES = 2 << 20;
 /** A receiver acknowledges at least every this many bytes written (and at the end). */
 export const FILE_ACK_BYTES = 256 << 10;
 /** The longest file name an offer may carry, in UTF-8 bytes. */
