@@ -6,10 +6,21 @@
  */
 import { assert } from "./helpers.ts";
 import { type ChatProcess, Sandbox } from "./process.ts";
-import { type Identity, makeIdentities, NO_PINS, startServer, waitUntil } from "./clients.ts";
+import {
+  type Identity,
+  makeIdentities,
+  NO_PINS,
+  rssKiB,
+  startServer,
+  waitUntil,
+} from "./clients.ts";
 import { type ChatHandlers, ClientChat, joinServer } from "../lib/chat/client.ts";
 import type { FileEvents, TransferEnd } from "../lib/chat/file_transfer.ts";
-import type { FileOffer } from "../lib/protocol/file_messages.ts";
+import {
+  chunkPlaintext,
+  type FileOffer,
+  MAX_CHUNK_DATA_BYTES,
+} from "../lib/protocol/file_messages.ts";
 import { sha256Stream } from "../lib/protocol/crypto.ts";
 import { hexOf } from "../lib/protocol/bytes.ts";
 
@@ -294,5 +305,68 @@ e2e(
     assert.equal(await ann.exitCode(60_000), 0, ann.stderr.join("\n"));
     assert.equal(await sha256Of(`${s.dir}/dl/data.bin`), sha);
     assert.ok(!server.stderr.some((line) => /dropped/.test(line)), server.stderr.join("\n"));
+  },
+);
+
+e2e(
+  "a sender that ignores the window is not read faster than a stopped receiver drains: the server's memory stays flat",
+  async (s) => {
+    const [mallory] = makeIdentities("mallory", 1);
+    await s.keygen("bob");
+    const bobKey = (await s.run(["--keys", "bob", "pubkey"])).stdout.trim();
+    const { server, address, port } = await startServer(s, [mallory], ["--headless"]);
+    assert.equal((await s.run(["--keys", "srv", "allow", bobKey, "--name", "bob"])).code, 0);
+    const bob = await receiver(s, "bob", address, "dl");
+    const peer = await filePeer(port, mallory);
+    const before = await rssKiB(server.pid);
+    // an offer by hand, so that nothing keeps to the window
+    const id = "00112233aabbccdd", size = 256 << 20;
+    await peer.chat.session.channel.send({
+      type: "file-offer",
+      id,
+      to: "bob",
+      name: "flood.bin",
+      size,
+      sha256: "00".repeat(32),
+    });
+    await bob.waitFor("stdout", /"event":"file-offer"/);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // bob accepts
+    bob.signal("SIGSTOP");
+    let pushed = 0;
+    try {
+      const flood = (async () => {
+        while (pushed < size) {
+          const plaintext = chunkPlaintext(id, pushed, MAX_CHUNK_DATA_BYTES);
+          await peer.chat.session.channel.sendBulk(plaintext);
+          pushed += MAX_CHUNK_DATA_BYTES;
+        }
+      })().catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const grown = (await rssKiB(server.pid)) - before;
+      // what got through sits in socket buffers and at most 256 KiB in the server: not 256 MiB
+      assert.ok(pushed < 64 << 20, `the server read ${pushed} bytes from the flood`);
+      assert.ok(grown < 32 * 1024, `the server grew by ${grown} KiB`);
+      assert.ok(!server.stderr.some((line) => / left /.test(line)), server.stderr.join("\n"));
+      void flood;
+    } finally {
+      bob.signal("SIGCONT");
+      peer.chat.session.channel.close();
+    }
+  },
+);
+
+e2e(
+  "a client that does not take files (an older one, or listen without --accept-files) is never sent an offer",
+  async (s) => {
+    const { address } = await room(s, ["ann", "bob"]);
+    const bob = s.spawn(["--keys", "bob", "listen", address, "--accept-new", "--json"]);
+    await bob.waitFor("stderr", /^chat: listening to /);
+    await randomFile(`${s.dir}/small.bin`, 1000);
+    const ann = await s.run(
+      ["--keys", "ann", "send", address, "--accept-new", "--file", "small.bin", "--to", "bob"],
+    );
+    assert.equal(ann.code, 1, ann.stderr);
+    assert.match(ann.stderr, /bob's client cannot take files \[unsupported\]/);
+    assert.ok(!bob.stdout.some((line) => line.includes("file")), bob.stdout.join("\n"));
   },
 );
