@@ -168,7 +168,17 @@ export class PartialDownload {
    * `received` and the bytes fit within the offered size. After a failed write the download is
    * closed (the part is kept; opening it again hashes what actually reached the disk).
    */
-  async write(offset: number, bytes: Uint8Array): Promise<void> {
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    try {
+      this.#writeSync(offset, bytes);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** write() without the promise (the file I/O is synchronous: see below). */
+  #writeSync(offset: number, bytes: Uint8Array): void {
     const file = this.#usable("write to");
     abytes(bytes, undefined, "file bytes");
     const { size } = this.incoming;
