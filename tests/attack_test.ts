@@ -248,7 +248,7 @@ attack(
 );
 
 attack(
-  "a client that stops reading is dropped past --max-queue-bytes; memory stays flat",
+  "a client that stops reading paces the room for 10 s, then is dropped; nothing is lost, memory stays flat",
   async (s) => {
     const [flooder, stalled, watcher] = makeIdentities("m", 3);
     const { server, port } = await startServer(s, [flooder, stalled, watcher], [
@@ -281,15 +281,13 @@ attack(
     for (let i = 0; i < LINES; i++) {
       await f.say(line(i));
       if (i % 100 === 99) {
-        await w.until(() => w.received.length > i - 200, 10_000, `line ${i}`);
+        await w.until(() => w.received.length > i - 200, 15_000, `line ${i}`);
         if (droppedAt < 0 && server.stderr.some((l) => /m1 left \(dropped/.test(l))) droppedAt = i;
       }
     }
-    await server.waitFor(
-      "stderr",
-      /m1 left \(dropped: peer is not reading: over 262144 bytes queued\)/,
-      10_000,
-    );
+    // past half its queue limit, the flooder waits for m1 (backpressure), and after 10 s of m1
+    // taking nothing, m1 is dropped and the flooder goes on
+    await server.waitFor("stderr", /m1 left \(dropped: took none of its lines for 10 s\)/, 20_000);
     await w.until(() => w.received.length === LINES, 20_000, `all ${LINES} lines`);
     assert.ok(w.received.every((r, i) => r.text === line(i)), "the reader got every line in order");
     await w.until(() => w.presence.some((p) => /leave m1 dropped/.test(p)), 5000, "m1 left");
@@ -365,5 +363,48 @@ attack(
     assert.ok(Math.max(...latencies) < 1000, `latencies ${latencies.join(", ")}`);
     assert.equal(t.notices.length, 0, "the talker was not throttled");
     await Promise.all([f, t, l].map((c) => c.leave()));
+  },
+);
+
+attack(
+  "a reader that pauses (SIGSTOP) while the room floods it paces the speaker: never dropped, every line arrives",
+  async (s) => {
+    const [flooder] = makeIdentities("f", 1);
+    const { server, port, address } = await startServer(s, [flooder], [
+      "--headless",
+      "--max-queue-bytes",
+      "262144",
+      "--rate",
+      "1000",
+      "--burst",
+      "1000",
+    ]);
+    await s.keygen("slow");
+    const slowKey = (await s.run(["--keys", "slow", "pubkey"])).stdout.trim();
+    assert.equal((await s.run(["--keys", "srv", "allow", slowKey, "--name", "slow"])).code, 0);
+    const slow = s.spawn(["--keys", "slow", "listen", address, "--accept-new"]);
+    await slow.waitFor("stderr", /^chat: listening to /);
+    const f = await TestClient.join(port, flooder);
+    // 4,000 lines of 2,000 bytes (8 MB, 30 times the queue limit), while the reader stops for
+    // 2 s out of every 2.5 s: without backpressure it would be dropped within the first stop
+    const LINES = 4000;
+    const line = (i: number) => `${i} ${"y".repeat(2000)}`;
+    let stopped = true;
+    const pauses = setInterval(() => {
+      slow.signal(stopped ? "SIGCONT" : "SIGSTOP");
+      stopped = !stopped;
+    }, 1250);
+    slow.signal("SIGSTOP");
+    try {
+      for (let i = 0; i < LINES; i++) await f.say(line(i));
+    } finally {
+      clearInterval(pauses);
+      slow.signal("SIGCONT");
+    }
+    await slow.waitFor("stdout", new RegExp(`^f0: ${LINES - 1} y`), 30_000);
+    assert.equal(slow.stdout.length, LINES);
+    assert.ok(slow.stdout.every((text, i) => text === `f0: ${line(i)}`), "every line, in order");
+    assert.ok(!server.stderr.some((l) => /slow left/.test(l)), server.stderr.join("\n"));
+    await f.leave();
   },
 );

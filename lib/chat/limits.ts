@@ -54,6 +54,13 @@ export const MAX_DEADLINE_MS = 3_600_000;
  */
 export const HISTORY_LINES = 50;
 
+/**
+ * How long the server waits for a member that reads more slowly than the room talks: while more
+ * than half its queue limit waits to be written to it, each speaker's next line waits (the
+ * speaker is paced, not the member dropped); a member that takes nothing in this time is dropped.
+ */
+export const SLOW_READER_WAIT_MS = 10_000;
+
 /** The largest file a member may offer (`--max-file-bytes`): 1 GiB. */
 export const MAX_FILE_BYTES = 1 << 30;
 /** Transfers one member may take part in at once, offered or running, sending or receiving. */

@@ -23,7 +23,8 @@ import type { Allowlist } from "../keys/allowlist.ts";
 import type { NameBook } from "../keys/name_book.ts";
 import type { Admitted } from "./admission.ts";
 import { farewell, reason } from "./endings.ts";
-import { RELAY_BACKLOG_BYTES, type ServerLimits } from "./limits.ts";
+import { RELAY_BACKLOG_BYTES, type ServerLimits, SLOW_READER_WAIT_MS } from "./limits.ts";
+import { withDeadline } from "../protocol/deadline.ts";
 import { lineProblem } from "./lines.ts";
 import type { LogLimiter } from "./log_limit.ts";
 import { FileMessageType } from "../protocol/file_messages.ts";
@@ -298,13 +299,44 @@ export class Sessions {
     await pace();
     if (!this.#sessions.has(session.id)) return;
     const action = line.action === true;
-    if (line.type === MessageType.msg) return this.#config.room.say(session.id, text, action);
+    if (line.type === MessageType.msg) {
+      this.#config.room.say(session.id, text, action);
+      return await this.#paceToSlowReaders(session);
+    }
     const outcome = this.#config.room.tell(session.id, line.to, text, action);
     if (outcome === "sent") return;
     const why = outcome === "unsupported"
       ? noticeMessage(NoticeCode.unsupported, `${line.to}'s client cannot show private lines`)
       : noticeMessage(NoticeCode.noSuchMember, `nobody here is called "${line.to.slice(0, 49)}"`);
     session.channel.send(why).catch(() => {});
+  }
+
+  /**
+   * Backpressure for lines: while a member has more than half its queue limit waiting, the
+   * speaker's next line is not read until that member has taken enough of it, so a fast speaker
+   * goes at the pace of the slowest reader instead of getting it dropped. A member that takes
+   * nothing for SLOW_READER_WAIT_MS is dropped (it stopped reading), and the room goes on.
+   */
+  async #paceToSlowReaders(speaker: Session): Promise<void> {
+    const mark = this.#config.limits.maxQueuedBytes / 2;
+    for (const reader of this.#sessions.values()) {
+      if (reader === speaker || reader.channel.queuedBytes <= mark) continue;
+      try {
+        await withDeadline(
+          reader.channel.whenQueuedAtMost(mark),
+          SLOW_READER_WAIT_MS,
+          "",
+          () => {},
+        );
+      } catch {
+        this.end(
+          reader,
+          "dropped",
+          undefined,
+          `took none of its lines for ${SLOW_READER_WAIT_MS / 1000} s`,
+        );
+      }
+    }
   }
 
   /** The session of the member called `name`, if one is here. */

@@ -136,6 +136,8 @@ export class Channel<In, Out> {
   // (they are few and large, so a promise each costs nothing next to their bytes).
   #bulk: { plaintext: Uint8Array; written: PromiseWithResolvers<void> }[] = [];
   #bulkQueuedBytes = 0;
+  /** Who waits for the message queue to shrink (whenQueuedAtMost), and to what. */
+  #drainWaiters: { bytes: number; resolve: () => void }[] = [];
   #closed = false;
   readonly #ownsCiphers: boolean;
 
@@ -222,6 +224,29 @@ export class Channel<In, Out> {
     return written.promise;
   }
 
+  /**
+   * Resolves once at most `bytes` of messages (as queuedBytes counts them) wait to be written,
+   * at once if that is so now, or when the channel closes. The server paces a speaker this way
+   * to a member that reads more slowly than the room talks.
+   */
+  whenQueuedAtMost(bytes: number): Promise<void> {
+    if (this.#queuedBytes <= bytes || this.#closed) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push({ bytes, resolve });
+    return promise;
+  }
+
+  /** Wakes the waiters whose mark the queue is at or below now (all of them once closed). */
+  #wakeDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiting = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiting) {
+      if (this.#closed || this.#queuedBytes <= waiter.bytes) waiter.resolve();
+      else this.#drainWaiters.push(waiter);
+    }
+  }
+
   /** Bytes handed to sendBulk() and not yet written. */
   get bulkQueuedBytes(): number {
     return this.#bulkQueuedBytes;
@@ -267,6 +292,7 @@ export class Channel<In, Out> {
         this.#sealInto(plaintexts, written, end, buffer.bytes);
         await writeAll(this.connection, buffer.bytes.subarray(0, size));
         for (; written < end; written++) this.#queuedBytes -= queuedCost(plaintexts[written]);
+        this.#wakeDrainWaiters();
       }
       batch.resolve();
     } catch (error) {
@@ -274,6 +300,7 @@ export class Channel<In, Out> {
       for (; written < plaintexts.length; written++) {
         this.#queuedBytes -= queuedCost(plaintexts[written]);
       }
+      this.#wakeDrainWaiters();
       batch.reject(error);
     }
   }
@@ -384,6 +411,7 @@ export class Channel<In, Out> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeDrainWaiters();
     if (this.#ownsCiphers) [this.#sender, this.#receiver].forEach(disown);
     try {
       this.connection.close();
