@@ -95,40 +95,16 @@ try {
       `${navigator.hardwareConcurrency} CPUs`,
   );
   const dir = await makeTempDir("chat-files-");
-  const source = `${dir}/random-${mib}MiB.bin`;
-  const sha256 = await writeRandomFile(source, bytes);
   const plaintext = randomBytes(FRAME_PLAINTEXT_BYTES);
   const rawBefore = bareNodeSeal(plaintext);
-
-  const files = await hasFileTransfer();
-  if (!files) {
-    results.problems.push(
-      "chat file transfer SKIPPED: this chat has no file transfer (`chat listen --help` lists " +
-        "no --accept-files); the room, the probes and the idle latency ran without it",
-    );
-  }
-  const noScp = await scpMissing();
-  if (noScp) {
-    results.problems.push(`scp figures SKIPPED: ${noScp}`);
-  } else {
-    await Deno.mkdir(`${dir}/ssh`, { mode: 0o700 });
-    sshd = await PrivateSshd.start(`${dir}/ssh`);
-    results.negotiated = await sshd.negotiated();
-    console.error(`  sshd on port ${sshd.port}: ${results.negotiated.version}`);
-    console.error(`  ssh negotiates ${results.negotiated.cipher} by default`);
-  }
-
-  await Deno.mkdir(`${dir}/chat`, { mode: 0o700 });
-  const room = results.room = await FileRoom.open(`${dir}/chat`, files);
-  console.error(`  room ready; idle latency for ${IDLE_SECONDS} s`);
-  room.probe.start(LINES_PER_SECOND);
-  await sleep(IDLE_SECONDS * 1000);
-  results.idle = room.probe.stop();
-  await room.probe.settle(results.idle, 10_000);
-
-  let chatFailed = !files;
+  sshd = await startSshd(`${dir}/ssh`, results);
+  const room = await openRoom(`${dir}/chat`, results);
+  let chatFailed = !room?.files;
   for (let round = 1; round <= repeat; round++) {
-    if (!chatFailed) {
+    // a new file each round: chat send resumes a file the receiver has seen before
+    const source = `${dir}/random-${mib}MiB-${round}.bin`;
+    const sha256 = await writeRandomFile(source, bytes);
+    if (room && !chatFailed) {
       console.error(`  run ${round}: chat`);
       try {
         const figures = await room.transfer(source, bytes, sha256, LINES_PER_SECOND);
@@ -154,6 +130,7 @@ try {
         console.error(`    ${f(copy.mbPerSecond)} MB/s in ${f(copy.ms)} ms`);
       }
     }
+    await Deno.remove(source);
   }
   results.rawCipher = Math.max(rawBefore, bareNodeSeal(plaintext));
 } finally {
@@ -163,6 +140,54 @@ try {
 }
 
 report(results);
+
+/** Starts the private sshd in `dir`, or says in `results` why the scp rows are skipped. */
+async function startSshd(dir: string, results: Results): Promise<PrivateSshd | undefined> {
+  const missing = await scpMissing();
+  if (missing) {
+    results.problems.push(`scp figures SKIPPED: ${missing}`);
+    return undefined;
+  }
+  await Deno.mkdir(dir, { mode: 0o700 });
+  const sshd = await PrivateSshd.start(dir);
+  try {
+    results.negotiated = await sshd.negotiated();
+  } catch (error) {
+    await sshd.stop();
+    throw error;
+  }
+  console.error(`  sshd on port ${sshd.port}: ${results.negotiated.version}`);
+  console.error(`  ssh negotiates ${results.negotiated.cipher} by default`);
+  return sshd;
+}
+
+/**
+ * Opens the chat room in `dir` and measures the idle line latency; a room that cannot be set up
+ * is a problem said under the table (the scp and cipher rows still come).
+ */
+async function openRoom(dir: string, results: Results): Promise<FileRoom | undefined> {
+  const files = await hasFileTransfer();
+  if (!files) {
+    results.problems.push(
+      "chat file transfer SKIPPED: this chat has no file transfer (`chat listen --help` lists " +
+        "no --accept-files); the room, the probes and the idle latency ran without it",
+    );
+  }
+  await Deno.mkdir(dir, { mode: 0o700 });
+  try {
+    const room = results.room = await FileRoom.open(dir, files);
+    console.error(`  room ready; idle latency for ${IDLE_SECONDS} s`);
+    room.probe.start(LINES_PER_SECOND);
+    await sleep(IDLE_SECONDS * 1000);
+    results.idle = room.probe.stop();
+    await room.probe.settle(results.idle, 10_000);
+    return room;
+  } catch (error) {
+    results.problems.push(`chat room FAILED to open: ${(error as Error).message}`);
+    console.error(`  the chat room failed: ${(error as Error).message.split("\n")[0]}`);
+    return undefined;
+  }
+}
 
 // --- the table -------------------------------------------------------------------------------
 

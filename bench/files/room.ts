@@ -65,6 +65,8 @@ export interface TransferFigures {
 /** The server, the receiver and the probes, set up once for every transfer. */
 export class FileRoom {
   readonly probe: LineProbe;
+  /** Whether the room was opened with file transfer (`--accept-files`, `--max-file-bytes`). */
+  readonly files: boolean;
   readonly #dir: string;
   readonly #server: LineChild;
   readonly #address: string;
@@ -82,7 +84,9 @@ export class FileRoom {
     serverKey: string,
     members: Member[],
     probe: LineProbe,
+    files: boolean,
   ) {
+    this.files = files;
     this.#dir = dir;
     this.#server = server;
     this.#address = address;
@@ -121,7 +125,7 @@ export class FileRoom {
     let sayA = (_text: string): Promise<void> =>
       Promise.reject(new Error("probe A has not joined"));
     const probe = new LineProbe((text) => sayA(text));
-    const room = new FileRoom(dir, server, address, serverKey, members, probe);
+    const room = new FileRoom(dir, server, address, serverKey, members, probe, files);
     try {
       const port = Number(address.split(":").at(-1));
       const present = new Set<string>();
