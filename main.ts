@@ -156,6 +156,9 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--connect-rate <N>", "new connections/s per address while busy; more are shed (20)")
     .option("--connect-burst <N>", "new connections at once per address before the rate (5)")
     .option("--history <N>", "lines kept and replayed to each newcomer; 0 for none (50)")
+    .option("--max-file-bytes <N>", "largest file a member may offer (1073741824)")
+    .option("--max-transfers <N>", "file transfers one member may take part in at once (4)")
+    .option("--offer-ttl <S>", "seconds an offer waits for its accept before it expires (600)")
     .option("--log <FILE>", "append every room event to FILE as JSON lines (created 0600)")
     .addHelpText(
       "after",
@@ -191,11 +194,13 @@ Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
         .choices(["off", "mention", "all"])
         .default("mention"),
     )
+    .option("--downloads <DIR>", "where accepted files land (default: ~/Downloads/chat)")
     .addHelpText(
       "after",
       `
 The server's key is pinned on first contact (keys/known_servers) and checked ever after.
-At a terminal: /msg NAME text, /me text, /ignore NAME, /who, /help, /quit or exit. From a
+At a terminal: /msg NAME text, /me text, /ignore NAME, /who, /help, /quit or exit.
+Files: /send PATH NAME offers one; /accept N or /decline N answers an offer; /files. From a
 pipe: every line is sent; at the end of input the client says bye and exits 0 (unless
 --stay). Received lines print as NAME: text. A lost connection is rejoined at a terminal
 (from a pipe with --reconnect).
@@ -211,15 +216,20 @@ Exit codes: 0 ok, 3 not allowed, 4 server key changed, 5 connection failed or lo
     .description("say lines in a room and leave: for scripts (never prompts)")
     .argument("[TEXT...]", "the line to say (words joined by spaces), or - to say stdin's lines")
     .option("--to <NAME>", "say them to this member only, as private lines")
+    .option("--file <PATH>", "offer this file to the member --to instead of saying lines")
     .addHelpText(
       "after",
       `
+With --file PATH --to NAME: exits 0 only once NAME has the whole file and has verified its
+SHA-256 (1 if declined, expired or refused; 5 if the connection was lost). Offering the same
+file again resumes from what NAME already has.
 Exits 0 only once the server has read every line. Nothing is sent if a line is too long for
 the server (exit 1). A server that is not pinned is refused (exit 4, nothing pinned) unless
 --server-key or --accept-new is given. Text that starts with - goes after --.
 Examples:
   chat send 127.0.0.1 --server-key chat1… the build is green
   make 2>&1 | tail -5 | chat send chat.example.org:7447 -
+  chat send 127.0.0.1 --file build.tar.gz --to bob
 Exit codes: 0 every line read by the server, 1 a line refused, 2 usage, 3 not allowed,
 4 server key changed or unknown, 5 connection failed or lost, 6 removed by the server.`,
     )
@@ -231,9 +241,12 @@ Exit codes: 0 every line read by the server, 1 a line refused, 2 usage, 3 not al
   const listenCommand = unattended(program.command("listen"))
     .description("print the room's lines and events until the chat ends: for scripts")
     .option("--json", "print every event as one JSON object per line (the --json schema, v 1)")
+    .option("--accept-files <DIR>", "accept every file offered, into DIR (else none is taken)")
     .addHelpText(
       "after",
       `
+With --accept-files DIR, every offered file is accepted, saved under DIR once its SHA-256
+matches (never overwriting: name (1).ext), and reported (file-received with --json).
 Lines print as NAME: text on stdout; joins, leaves and notices as chat: … on stderr. Never
 reads stdin. SIGINT, SIGTERM or SIGHUP: bye, exit 0. A server that is not pinned is refused
 (exit 4, nothing pinned) unless --server-key or --accept-new is given.

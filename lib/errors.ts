@@ -205,3 +205,43 @@ export class KeystoreError extends Error implements KeystoreFacts {
     this.source = source;
   }
 }
+
+/**
+ * A received file's SHA-256 is not the one its sender offered. The part file has been removed:
+ * the transfer must start again from the first byte.
+ */
+export class FileHashError extends Error {
+  readonly code = "FILE_HASH";
+  constructor(
+    /** The part file that held the bytes (now removed). */
+    readonly path: string,
+    /** The SHA-256 the sender offered. */
+    readonly expected: Uint8Array,
+    /** The SHA-256 of the bytes received. */
+    readonly actual: Uint8Array,
+  ) {
+    super(`the bytes received in ${path} do not match the SHA-256 their sender offered`);
+    this.name = "FileHashError";
+  }
+}
+
+/** Why a path of the downloads folder was refused. */
+export type UnsafePathReason =
+  | "symlink" // a symbolic link where a folder or a plain file belongs
+  | "not-a-folder" // the downloads folder is a file or something else
+  | "not-a-file" // a part file is a folder, a device, a pipe…
+  | "not-ours" // another user owns it
+  | "replaced"; // it changed between its check and its use
+
+/**
+ * A path of the downloads folder that chat will not use, because writing there could change a
+ * file other than the download: a link, the wrong kind of file, another user's, or replaced
+ * while chat opened it. Nothing was written.
+ */
+export class UnsafePathError extends Error {
+  readonly code = "UNSAFE_PATH";
+  constructor(readonly path: string, readonly reason: UnsafePathReason, message: string) {
+    super(message);
+    this.name = "UnsafePathError";
+  }
+}

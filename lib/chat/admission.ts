@@ -13,11 +13,11 @@ import { withDeadline } from "../protocol/deadline.ts";
 import { acceptHandshake, type HandshakeResult } from "../protocol/handshake_io.ts";
 import {
   bare,
-  type ClientMessage,
   CONTROL_SERVER_SIDE,
   type ControlMessage,
   ErrorCode,
   errorMessage,
+  type FromClient,
   MessageType,
   SERVER_SIDE,
   type ServerMessage,
@@ -39,7 +39,7 @@ const SHED_WAIT_MS = 1000;
 
 /** A client whose handshake, allowlist check and join all succeeded. */
 export interface Admitted {
-  channel: Channel<ClientMessage, ServerMessage>;
+  channel: Channel<FromClient, ServerMessage>;
   /** The client's static key, and the same as `chat1…` text. */
   key: Uint8Array;
   keyText: string;

@@ -20,8 +20,8 @@ import {
   describeType,
   ErrorCode,
   Feature,
+  type FromServer,
   MessageType,
-  type ServerMessage,
   type WelcomeMessage,
 } from "../protocol/messages.ts";
 import type { FrameReader } from "../protocol/frame.ts";
@@ -36,6 +36,8 @@ import {
 import { canonicalHost, isIPv6 } from "../keys/address.ts";
 import { sameKey } from "../keys/key_text.ts";
 import { HANDSHAKE_TIMEOUT_MS, JOIN_TIMEOUT_MS } from "./limits.ts";
+import { FileMessageType } from "../protocol/file_messages.ts";
+import { type FileEvents, FileTransfers } from "./file_transfer.ts";
 import { type Conn, type Network, TCP } from "./network.ts";
 
 /** Where pinned server keys live (the keystore's known_servers is one). */
@@ -81,6 +83,11 @@ export interface ConnectConfig {
    * key yet lets it in. Only after the server's key was checked, so give `serverKey` with it.
    */
   invite?: Uint8Array;
+  /**
+   * Whether this client takes files (it then lists `files` in its join, and the server may
+   * offer it files and send it chunks: section 7.11).
+   */
+  acceptsFiles?: boolean;
   /** Told when a server key is pinned for the first time. */
   onPinned?: (address: string, key: Uint8Array) => void;
   timeoutMs?: number;
@@ -103,7 +110,7 @@ const SLOWEST_LINE_MS = 1000;
 
 /** A joined session. */
 export interface ClientSession {
-  channel: Channel<ServerMessage, ClientMessage>;
+  channel: Channel<FromServer, ClientMessage>;
   serverKey: Uint8Array;
   serverName: string;
   /** Our display name in the room (the server decides it). */
@@ -271,7 +278,8 @@ export async function joinServer(config: ConnectConfig): Promise<ClientSession> 
     });
     opened.push(channel);
     // section 7.10: what this client can show, so the server sends it only what it can
-    await channel.send({ type: MessageType.join, features: [...CLIENT_FEATURES] });
+    const features = [...CLIENT_FEATURES, ...(config.acceptsFiles ? [Feature.files] : [])];
+    await channel.send({ type: MessageType.join, features });
     controlSide.close(); // the data channel owns the ciphers now: they are not wiped
     const welcome = await readWelcome(channel);
     return {
@@ -351,6 +359,8 @@ export interface ChatHandlers {
   presence(event: string, name: string, detail: string): void;
   who(members: string[]): void;
   notice(code: string, message: string): void;
+  /** File transfers (to or from us), on a server that has them; absent: offers are declined. */
+  files?: FileEvents;
 }
 
 /** A joined chat: send lines, ask who is here, leave; `ended` resolves with how it ended. */
@@ -362,17 +372,28 @@ export class ClientChat {
   #serverClosed = false;
   readonly #silenceMs: number;
   readonly #keepalive: ReturnType<typeof setInterval>;
+  /** File transfers, when the server has them (its welcome lists `files`). */
+  readonly files: FileTransfers | undefined;
 
   constructor(session: ClientSession, handlers: ChatHandlers) {
     this.session = session;
+    if (session.features.has(Feature.files)) {
+      const channel = session.channel;
+      this.files = new FileTransfers({
+        send: (message) => void channel.send(message).catch(() => {}),
+        sendChunk: (plaintext) => channel.sendBulk(plaintext),
+      }, handlers.files ?? { offered: (offer) => this.files?.decline(offer.id), ended() {} });
+    }
     // three missed keepalives of the server's interval (45 s with the default 15 s)
     this.#silenceMs = silenceLimit(session.keepaliveMs);
     this.#keepalive = setInterval(() => {
       session.channel.send(bare(MessageType.keepalive)).catch(() => {});
     }, session.keepaliveMs);
-    this.ended = this.#receiveLoop(handlers).finally(() => {
+    this.ended = this.#receiveLoop(handlers).then((end) => {
       clearInterval(this.#keepalive);
       session.channel.close();
+      this.files?.connectionLost(endReason(end));
+      return end;
     });
   }
 
@@ -487,6 +508,15 @@ export class ClientChat {
             return { kind: "server-ended" };
           case MessageType.error:
             return { kind: "removed", code: parsed.code, message: parsed.message };
+          case "chunk":
+            this.files?.handleChunk(parsed);
+            break;
+          case FileMessageType.offer:
+          case FileMessageType.accept:
+          case FileMessageType.ack:
+          case FileMessageType.end:
+            this.files?.handle(parsed);
+            break;
           default: // keepalive and unknown types
         }
       }
@@ -497,5 +527,19 @@ export class ClientChat {
       }
       return { kind: "lost", reason: (error as Error).message };
     }
+  }
+}
+
+/** Why a chat ended, in a few words (for the transfers it cut short). */
+function endReason(end: ChatEnd): string {
+  switch (end.kind) {
+    case "left":
+      return "we left the chat";
+    case "server-ended":
+      return "the server ended the chat";
+    case "removed":
+      return `the server removed us (${end.code})`;
+    case "lost":
+      return `the connection was lost: ${end.reason}`;
   }
 }

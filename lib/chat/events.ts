@@ -54,5 +54,7 @@ export type ServerEvent =
   | { kind: "allowlist-unreadable"; reason: string }
   | { kind: "name-not-recorded"; name: string; reason: string }
   | { kind: "internal-error"; reason: string }
+  /** A file transfer was offered, accepted, or ended (`what`: the file-end code). */
+  | { kind: "transfer"; id: string; from: string; to: string; what: string; size: number }
   /** Events of `of` that were not reported one by one (the log limit, log_limit.ts). */
   | { kind: "suppressed"; of: string; count: number; seconds: number };

@@ -54,6 +54,19 @@ export const MAX_DEADLINE_MS = 3_600_000;
  */
 export const HISTORY_LINES = 50;
 
+/** The largest file a member may offer (`--max-file-bytes`): 1 GiB. */
+export const MAX_FILE_BYTES = 1 << 30;
+/** Transfers one member may take part in at once, offered or running, sending or receiving. */
+export const MAX_TRANSFERS_PER_MEMBER = 4;
+/** How long an offer waits for its receiver's accept before it expires. */
+export const OFFER_TTL_MS = 10 * 60_000;
+/**
+ * Chunk bytes the server queues towards one receiver before it stops reading the sender(s)
+ * feeding it: the server relays a file only as fast as its receiver drains, and holds at most
+ * this much of it (plus one chunk) per receiver.
+ */
+export const RELAY_BACKLOG_BYTES = 256 * 1024;
+
 /** Limits a server runs with; every one has a default (DEFAULT_LIMITS) and a flag. */
 export interface ServerLimits {
   handshakeTimeoutMs: number;
@@ -81,6 +94,12 @@ export interface ServerLimits {
   connectBurst: number;
   /** Lines of the room kept and replayed to each newcomer (0: none). */
   historyLines: number;
+  /** The largest file a member may offer. */
+  maxFileBytes: number;
+  /** Transfers one member may take part in at once. */
+  maxTransfersPerMember: number;
+  /** How long an offer waits for its accept. */
+  offerTtlMs: number;
 }
 
 /** The defaults of ServerLimits. */
@@ -103,6 +122,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   connectRatePerSecond: CONNECT_RATE_PER_SECOND,
   connectBurst: CONNECT_BURST,
   historyLines: HISTORY_LINES,
+  maxFileBytes: MAX_FILE_BYTES,
+  maxTransfersPerMember: MAX_TRANSFERS_PER_MEMBER,
+  offerTtlMs: OFFER_TTL_MS,
 };
 
 /** `limits` over the defaults, with the silence limit following the keepalive interval. */

@@ -35,6 +35,12 @@ export interface Member {
    * member); must not throw (a member that fails removes itself).
    */
   deliver(message: ServerMessage, plaintext: Uint8Array): void;
+  /**
+   * Hands one chunk of a file to this member (a member with Feature.files has it). Returns a
+   * promise when the member cannot take the next one yet: the relay waits on it before reading
+   * the sender again, which is the backpressure.
+   */
+  deliverChunk?(plaintext: Uint8Array): Promise<void> | undefined;
 }
 
 /** What the server knows when it names a client (see chooseName). */
@@ -146,6 +152,11 @@ export class Room {
   /** The names present, in order of arrival. */
   names(): string[] {
     return this.members.map((member) => member.name);
+  }
+
+  /** The present member with `id`, if any. */
+  member(id: number): Member | undefined {
+    return this.#members.get(id);
   }
 
   /** The present member with `name`, if any. */

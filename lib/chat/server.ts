@@ -24,6 +24,7 @@ import { LogLimiter } from "./log_limit.ts";
 import { type Listener, type Network, TCP } from "./network.ts";
 import { Room, type TellOutcome } from "./room.ts";
 import { Sessions } from "./sessions.ts";
+import { TransferRelay } from "./transfers.ts";
 
 /** How a server is set up. */
 export interface ServerConfig {
@@ -70,6 +71,7 @@ export class ChatServer {
   readonly #log: LogLimiter;
   readonly #admission: Admission;
   readonly #sessions: Sessions;
+  readonly #transfers: TransferRelay;
   readonly #tasks = new Set<Promise<void>>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #listener: Listener | undefined;
@@ -82,12 +84,18 @@ export class ChatServer {
     this.#log = new LogLimiter(config.report);
     const closing = () => this.#closing;
     const track = (task: Promise<void>) => this.#track(task);
+    this.#transfers = new TransferRelay(
+      this.#room,
+      { ...this.#limits, stallMs: this.#limits.peerSilenceMs },
+      (event) => this.#log.report({ kind: "transfer", ...event }),
+    );
     this.#sessions = new Sessions({
       serverName: config.name,
       limits: this.#limits,
       log: this.#log,
       room: this.#room,
       names: config.names ?? new MemoryNameBook(),
+      transfers: this.#transfers,
       closing,
       track,
     }, OPERATOR_ID + 1);
@@ -109,7 +117,8 @@ export class ChatServer {
     if (config.operator) {
       const deliver = config.operator;
       const print = fingerprint(config.identity.publicKey);
-      const features = new Set(Object.values(Feature));
+      // files need somewhere to land: not yet for the operator
+      const features = new Set(Object.values(Feature).filter((f) => f !== Feature.files));
       this.#room.join({
         id: OPERATOR_ID,
         name: config.name,
@@ -188,6 +197,7 @@ export class ChatServer {
     if (this.#listener) closeQuietly(this.#listener);
     this.#admission.close();
     this.#sessions.closeAll();
+    this.#transfers.close();
     await Promise.allSettled([...this.#tasks]);
     this.#log.flush();
   }

@@ -11,6 +11,7 @@ import {
   ErrorCode,
   errorMessage,
   Feature,
+  type FromClient,
   type LeaveReason,
   MessageType,
   NoticeCode,
@@ -22,9 +23,11 @@ import type { Allowlist } from "../keys/allowlist.ts";
 import type { NameBook } from "../keys/name_book.ts";
 import type { Admitted } from "./admission.ts";
 import { farewell, reason } from "./endings.ts";
-import type { ServerLimits } from "./limits.ts";
+import { RELAY_BACKLOG_BYTES, type ServerLimits } from "./limits.ts";
 import { lineProblem } from "./lines.ts";
 import type { LogLimiter } from "./log_limit.ts";
+import { FileMessageType } from "../protocol/file_messages.ts";
+import type { TransferRelay } from "./transfers.ts";
 import { TokenBucket } from "./rate.ts";
 import { chooseName, type Member, type Room } from "./room.ts";
 
@@ -34,7 +37,7 @@ interface Session {
   key: Uint8Array;
   keyText: string;
   name: string;
-  channel: Channel<ClientMessage, ServerMessage>;
+  channel: Channel<FromClient, ServerMessage>;
   /** Set by whoever ends the session first; the receive loop reports it. */
   leaveReason?: LeaveReason;
   /** What went wrong, when something did (for the one report of the session's end). */
@@ -49,6 +52,7 @@ export const SERVER_FEATURES: readonly string[] = [
   Feature.action,
   Feature.history,
   Feature.moderation,
+  Feature.files,
 ];
 
 /** What the sessions need from the server. */
@@ -58,6 +62,7 @@ export interface SessionsConfig {
   log: LogLimiter;
   room: Room;
   names: NameBook;
+  transfers: TransferRelay;
   closing(): boolean;
   /** Runs `task` as one of the server's (errors are logged, close() waits for it). */
   track(task: Promise<void>): void;
@@ -177,7 +182,21 @@ export class Sessions {
           this.end(session, "dropped", undefined, reason(error))
         );
       },
+      ...(features.includes(Feature.files)
+        ? { deliverChunk: (plaintext: Uint8Array) => this.#deliverChunk(session, plaintext) }
+        : {}),
     };
+  }
+
+  /**
+   * Queues a chunk to a member below its lines. While little is queued there is nothing to wait
+   * for (undefined); past RELAY_BACKLOG_BYTES, a promise of this chunk's write: the relay reads
+   * the sender's next message only then.
+   */
+  #deliverChunk(session: Session, plaintext: Uint8Array): Promise<void> | undefined {
+    const written = session.channel.sendBulk(plaintext)
+      .catch((error) => this.end(session, "dropped", undefined, reason(error)));
+    return session.channel.bulkQueuedBytes > RELAY_BACKLOG_BYTES ? written : undefined;
   }
 
   /** Reads one client's messages until it leaves, is removed, or falls silent. */
@@ -197,6 +216,8 @@ export class Sessions {
             .catch(() => {});
         } else if (message.type === MessageType.msg || message.type === MessageType.private) {
           await this.#relay(session, message, pace);
+        } else {
+          await this.#file(session, message);
         }
         // keepalive: nothing to do (hearing it resets the silence timer)
       }
@@ -209,6 +230,23 @@ export class Sessions {
     } finally {
       this.#detach(session);
       session.channel.close();
+    }
+  }
+
+  /** A file message or chunk (section 7.11): the transfer relay routes it; no line rate applies. */
+  async #file(session: Session, message: FromClient): Promise<void> {
+    const { transfers } = this.#config;
+    switch (message.type) {
+      case "chunk":
+        return await transfers.chunk(session.id, message);
+      case FileMessageType.offer:
+        return transfers.offer(session.id, message);
+      case FileMessageType.accept:
+        return transfers.accept(session.id, message);
+      case FileMessageType.ack:
+        return transfers.ack(session.id, message);
+      case FileMessageType.end:
+        return transfers.end(session.id, message);
     }
   }
 
@@ -319,6 +357,7 @@ export class Sessions {
   #detach(session: Session): void {
     if (!this.#sessions.delete(session.id)) return;
     const reason = session.leaveReason ?? "lost";
+    this.#config.transfers.left(session.id);
     this.#config.room.leave(session.id, reason);
     if (this.#config.closing()) return;
     this.#config.log.report({

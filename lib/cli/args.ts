@@ -3,6 +3,7 @@
  * the server's limit flags. A bad value is a usage error (exit 2) that says what was expected.
  * @module
  */
+import { MAX_FILE_SIZE } from "../protocol/file_messages.ts";
 import {
   DEFAULT_PORT,
   MAX_KEEPALIVE_MS,
@@ -107,6 +108,11 @@ export interface ServeOptions {
   connectRate?: string;
   connectBurst?: string;
   history?: string;
+  maxFileBytes?: string;
+  maxTransfers?: string;
+  offerTtl?: string;
+  /** `--downloads DIR`: where the operator's accepted files land. */
+  downloads?: string;
   /** `--log FILE`: every room event appended as JSON lines. */
   log?: string;
 }
@@ -165,6 +171,9 @@ export const LIMIT_FLAGS: LimitFlag[] = [
   { option: "connectRate", field: "connectRatePerSecond", unit: "n", min: 1, max: MILLION },
   { option: "connectBurst", field: "connectBurst", unit: "n", min: 1, max: MILLION },
   { option: "history", field: "historyLines", unit: "n", min: 0, max: 10_000 },
+  { option: "maxFileBytes", field: "maxFileBytes", unit: "n", min: 0, max: MAX_FILE_SIZE },
+  { option: "maxTransfers", field: "maxTransfersPerMember", unit: "n", min: 0, max: 1000 },
+  { option: "offerTtl", field: "offerTtlMs", unit: "s", min: 1, max: HOUR * 24 },
 ];
 
 function flagName(option: string): string {

@@ -8,8 +8,9 @@ import { UserError } from "./output.ts";
 import { Exit } from "./exit.ts";
 
 /** The in-chat help a client's /help shows. */
-export const CLIENT_HELP = "commands: /who (who is here), /help, /quit or exit (leave the " +
-  "chat); a line starting with // sends it with one / removed";
+export const CLIENT_HELP = "commands: /who (who is here), /msg NAME text, /me text, " +
+  "/send PATH NAME (offer a file), /accept N or /decline N (an offer), /files, /help, /quit " +
+  "or exit (leave the chat); a line starting with // sends it with one / removed";
 
 /** The in-chat help the operator's /help shows: their /quit ends the chat for everyone. */
 export const OPERATOR_HELP = "commands: /who (who is here), /help, /quit or exit (end the " +

@@ -40,6 +40,8 @@ export interface ConnectOptions {
   reconnect?: boolean;
   /** When the bell rings at a terminal (default: a private line or a mention of your name). */
   bell?: BellMode;
+  /** Where accepted files land (files.ts has the default). */
+  downloads?: string;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function connect(
   options: ConnectOptions,
   invite?: { secret: Uint8Array; serverKey: Uint8Array },
 ): Promise<number> {
-  const where = joinTarget(target, options);
+  const where = { ...joinTarget(target, options), acceptsFiles: true };
   if (invite) where.serverKey = invite.serverKey; // the token's key, and no other
   const identity = await loadOrCreateIdentity(context, invite ? "join" : "connect");
   let secret = invite?.secret;
@@ -108,6 +110,8 @@ export interface JoinTarget {
   name: string;
   /** `--server-key`: the only key to accept. */
   serverKey?: Uint8Array;
+  /** Whether this client takes files (it says so in its join: section 7.11). */
+  acceptsFiles?: boolean;
 }
 
 /** Checks `HOST[:PORT]`, `--name` and `--server-key` of a command that joins a server. */

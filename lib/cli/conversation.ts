@@ -12,6 +12,11 @@ import { type LineCommand, parseLineCommand, TEXT, TYPED } from "./line_command.
 import { reconnect } from "./reconnect.ts";
 import { here, RoomView } from "./room_view.ts";
 import { detectTerminal, Terminal, type TerminalOptions } from "./terminal.ts";
+import { DownloadFolder } from "../chat/downloads.ts";
+import { FileView } from "./file_view.ts";
+import { downloadsFolder } from "./files.ts";
+import { formatJsonEvent } from "./json_events.ts";
+import { printData } from "./output.ts";
 
 /** How a conversation ended: as a chat ends, or with a final refusal while reconnecting. */
 export type ConversationEnd = ChatEnd | { kind: "final"; error: unknown };
@@ -23,6 +28,8 @@ export class Conversation {
   readonly #view: TerminalOptions;
   readonly #terminal: Terminal;
   readonly #room: RoomView;
+  readonly #files: FileView;
+  readonly #downloads: DownloadFolder;
   readonly #leaving = Promise.withResolvers<void>();
   #chat: ClientChat | undefined;
   #left = false;
@@ -47,6 +54,13 @@ export class Conversation {
       json: Boolean(options.json),
       bell: options.bell ?? "mention",
     });
+    const terminal = this.#terminal;
+    this.#files = new FileView({
+      info: (text) => terminal.info(text),
+      status: this.#view.interactive ? (text) => terminal.status(text) : undefined,
+      emit: options.json ? (event) => printData(formatJsonEvent(event)) : undefined,
+    });
+    this.#downloads = new DownloadFolder(downloadsFolder(options.downloads));
   }
 
   /**
@@ -59,7 +73,10 @@ export class Conversation {
     let how: ConversationEnd;
     while (true) {
       this.#room.ownName = session.name;
-      this.#chat = new ClientChat(session, this.#room.handlers());
+      this.#chat = new ClientChat(session, {
+        ...this.#room.handlers(),
+        files: this.#files.events(),
+      });
       how = await this.#chat.ended;
       this.#chat = undefined;
       const retry = how.kind === "lost" && !this.#left &&
@@ -122,6 +139,13 @@ export class Conversation {
       case "kick":
       case "mute":
         return terminal.error("only the server's operator can do that");
+      case "send-file":
+        return this.#sendFile(command.path, command.to);
+      case "accept":
+      case "decline":
+        return this.#answerOffer(command.kind, command.reference);
+      case "files":
+        return this.#listFiles();
       case "usage":
         return terminal.error(`usage: ${command.usage}`);
       case "unknown":
@@ -148,5 +172,42 @@ export class Conversation {
     }
     const shown = to === undefined ? text : `(to ${to}) ${text}`;
     terminal.sent(chat.session.name, shown, { action, private: to !== undefined });
+  }
+
+  /** `/send PATH NAME`: offers the file; the transfer then runs beside the chat. */
+  #sendFile(path: string, to: string): void {
+    const files = this.#chat?.files, terminal = this.#terminal;
+    if (!this.#chat) return terminal.error("not connected (reconnecting): nothing was offered");
+    if (!files) {
+      return terminal.error("this server cannot relay files (it is an older version)");
+    }
+    files.offer(path, to, { onOffered: (info) => this.#files.offered(info) }).catch((error) =>
+      terminal.error(`cannot offer ${path}: ${(error as Error).message}`, [
+        "give the path of a readable file, then the member's name: /send PATH NAME",
+      ])
+    );
+  }
+
+  /** `/accept N` or `/decline N`. */
+  #answerOffer(kind: "accept" | "decline", reference: string): void {
+    const files = this.#chat?.files, terminal = this.#terminal;
+    const id = this.#files.idOf(reference);
+    if (!files || !id || !files.pendingOffers.some((offer) => offer.id === id)) {
+      return terminal.error(`no offer ${reference} is waiting`, ["/files lists the offers"]);
+    }
+    if (kind === "decline") return void files.decline(id);
+    files.accept(id, this.#downloads).catch((error) =>
+      terminal.error(`cannot save the file: ${(error as Error).message}`, [
+        "choose a folder you can write to with --downloads DIR",
+      ])
+    );
+  }
+
+  /** `/files`: the offers waiting and the transfers going on. */
+  #listFiles(): void {
+    const files = this.#chat?.files, terminal = this.#terminal;
+    const active = files?.active ?? [];
+    if (active.length === 0) return terminal.info("no offers or transfers");
+    for (const info of active) terminal.info(this.#files.describe(info));
   }
 }

@@ -19,6 +19,36 @@ export type JsonEvent =
   | { event: "join"; name: string; fingerprint: string; remote?: string }
   | { event: "leave"; name: string; reason: string; detail?: string }
   | { event: "notice"; code: string; message: string }
+  | { event: "file-offer"; id: string; from: string; name: string; size: number; sha256: string }
+  | {
+    event: "file-progress";
+    id: string;
+    direction: "in" | "out";
+    peer: string;
+    name: string;
+    bytes: number;
+    size: number;
+  }
+  | {
+    event: "file-received";
+    id: string;
+    from: string;
+    name: string;
+    path: string;
+    bytes: number;
+    resumed_at: number;
+  }
+  | { event: "file-sent"; id: string; to: string; name: string; bytes: number; resumed_at: number }
+  | {
+    event: "file-ended";
+    id: string;
+    direction: "in" | "out";
+    peer: string;
+    name: string;
+    code: string;
+    message: string;
+    by: "us" | "peer";
+  }
   | {
     event: "refused";
     reason: string;

@@ -17,6 +17,10 @@ export type LineCommand =
   | { kind: "mute"; name: string; duration?: string }
   | { kind: "ignore"; name: string }
   | { kind: "unignore"; name: string }
+  | { kind: "send-file"; path: string; to: string }
+  | { kind: "accept"; reference: string }
+  | { kind: "decline"; reference: string }
+  | { kind: "files" }
   | { kind: "quit" }
   | { kind: "who" }
   | { kind: "help" }
@@ -45,6 +49,9 @@ const USAGE: Record<string, string> = {
   "/mute": "/mute NAME [duration, e.g. 90s, 10m, 2h]",
   "/ignore": "/ignore NAME",
   "/unignore": "/unignore NAME",
+  "/send": "/send PATH NAME (the file at PATH to the member NAME)",
+  "/accept": "/accept N (the number shown with the offer)",
+  "/decline": "/decline N",
 };
 
 /**
@@ -57,6 +64,7 @@ const USAGE: Record<string, string> = {
  * parseLineCommand("//etc", TYPED); // { kind: "say", text: "/etc" }
  * parseLineCommand("/msg bob hi there", TYPED); // { kind: "msg", to: "bob", text: "hi there" }
  * parseLineCommand("/who", TEXT); // { kind: "say", text: "/who" }
+ * parseLineCommand("/send my notes.txt bob", TYPED); // { kind: "send-file", path: "my notes.txt", to: "bob" }
  * ```
  */
 export function parseLineCommand(line: string, mode: LineMode): LineCommand {
@@ -65,6 +73,7 @@ export function parseLineCommand(line: string, mode: LineMode): LineCommand {
   if (command === "/quit" || (mode.exitWords && EXIT_WORDS.has(command))) return { kind: "quit" };
   if (command === "/who") return { kind: "who" };
   if (command === "/help") return { kind: "help" };
+  if (command === "/files") return { kind: "files" };
   if (command.startsWith("/") && !command.startsWith("//")) return withArguments(command);
   if (!line) return { kind: "nothing" };
   return { kind: "say", text: line.startsWith("//") ? line.slice(1) : line };
@@ -89,6 +98,18 @@ function withArguments(command: string): LineCommand {
     case "/unignore":
       return first && more.length === 0
         ? { kind: name === "/ignore" ? "ignore" : "unignore", name: first }
+        : usage();
+    case "/send": {
+      // the name is the last word, so the path may have spaces
+      const cut = text.search(/\s+\S+$/);
+      return cut > 0
+        ? { kind: "send-file", path: text.slice(0, cut).trim(), to: text.slice(cut).trim() }
+        : usage();
+    }
+    case "/accept":
+    case "/decline":
+      return first && more.length === 0
+        ? { kind: name === "/accept" ? "accept" : "decline", reference: first }
         : usage();
     default:
       return { kind: "unknown", command: name };

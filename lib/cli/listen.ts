@@ -11,12 +11,16 @@ import { here, reportEnd } from "./connect.ts";
 import { presenceText } from "./room_view.ts";
 import { commandPrefix, type Context } from "./context.ts";
 import { formatJsonEvent, type JsonEvent, presenceEvent } from "./json_events.ts";
-import { printData, printInfo } from "./output.ts";
+import { printData, printError, printInfo } from "./output.ts";
+import { DownloadFolder } from "../chat/downloads.ts";
+import { FileView } from "./file_view.ts";
 import { joinUnattended, type UnattendedOptions } from "./unattended.ts";
 
 /** Options of `chat listen`. */
 export interface ListenOptions extends UnattendedOptions {
   json?: boolean;
+  /** Accept every offered file into this folder. */
+  acceptFiles?: string;
 }
 
 /** What `listen` prints: JSON events with --json, else `NAME: text` and `chat: …` lines. */
@@ -59,13 +63,34 @@ export async function listen(
   target: string,
   options: ListenOptions,
 ): Promise<number> {
-  const joined = await joinUnattended(context, target, options);
+  const folder = options.acceptFiles === undefined
+    ? undefined
+    : new DownloadFolder(options.acceptFiles);
+  const joined = await joinUnattended(context, target, {
+    ...options,
+    acceptsFiles: folder !== undefined,
+  });
   if ("exitCode" in joined) return joined.exitCode;
   const { session } = joined;
   printInfo(
     `listening to ${session.serverName} at ${joined.address} as ${session.name}; ${here(session)}`,
   );
-  const chat = new ClientChat(session, listenHandlers(Boolean(options.json), session.name));
+  const files = new FileView({
+    info: printInfo,
+    emit: options.json ? (event) => printData(formatJsonEvent(event)) : undefined,
+  });
+  const chat = new ClientChat(session, {
+    ...listenHandlers(Boolean(options.json), session.name),
+    files: folder ? files.events() : undefined,
+  });
+  // --accept-files: every offer is taken (resuming what the folder has of it)
+  files.onOffer = (offer) =>
+    folder &&
+    chat.files?.accept(offer.id, folder).catch((error) =>
+      printError(`cannot save ${clip(sanitize(offer.name), 120)}: ${(error as Error).message}`, [
+        `check that ${options.acceptFiles} is a folder you can write to`,
+      ])
+    );
   const removeSignals = onSignals(() => void chat.leave());
   const end = await chat.ended;
   removeSignals();

@@ -13,11 +13,14 @@ import { Exit } from "./exit.ts";
 import { printError, printInfo, UserError } from "./output.ts";
 import { readStdinText } from "./terminal.ts";
 import { joinUnattended, type UnattendedOptions } from "./unattended.ts";
+import { sendFile } from "./send_file.ts";
 
 /** Options of `chat send`. */
 export type SendOptions = UnattendedOptions & {
-  /** Send the lines to this member only, as private lines. */
+  /** Send the lines to this member only, as private lines (with `file`: the file's receiver). */
   to?: string;
+  /** Offer this file to `to` instead of saying lines (send_file.ts). */
+  file?: string;
 };
 
 /** The most `chat send -` reads from stdin. */
@@ -69,6 +72,14 @@ export async function send(
   options: SendOptions,
 ): Promise<number> {
   parseTarget(target); // a bad address is a usage error before stdin is read
+  if (options.file !== undefined) {
+    if (text.length > 0) {
+      throw new UserError("give either --file or text to say, not both", {
+        exitCode: Exit.USAGE,
+      });
+    }
+    return await sendFile(context, target, options.file, options);
+  }
   const lines = await linesOf(text);
   // a line no server could take is refused before connecting
   const early = firstProblem(lines);

@@ -51,6 +51,8 @@ export function describeEvent(event: ServerEvent, wording = DEFAULT_WORDING): st
       return `cannot record the name ${event.name}: ${event.reason}`;
     case "internal-error":
       return `internal error: ${event.reason}`;
+    case "transfer":
+      return `file ${event.id} (${event.size} bytes) from ${event.from} to ${event.to}: ${event.what}`;
     case "suppressed":
       return `… and ${event.count.toLocaleString("en-US")} more "${event.of}" line` +
         `${event.count === 1 ? "" : "s"} in the last ${event.seconds} s`;

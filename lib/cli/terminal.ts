@@ -22,6 +22,7 @@ import {
   LineEditor,
 } from "./line_editor.ts";
 import { UserError } from "./output.ts";
+import { displayWidth, graphemes, graphemeWidth } from "./text_width.ts";
 
 /** How to draw. */
 export interface TerminalOptions {
@@ -113,6 +114,22 @@ export interface MessageStyle {
   bell?: boolean;
 }
 
+const ERASE_LINE = "\x1b[2K";
+const CURSOR_UP = "\x1b[1A";
+
+/** `text` cut to at most `columns` cells (whole graphemes), so it never wraps. */
+function fitWidth(text: string, columns: number): string {
+  if (displayWidth(text) <= columns) return text;
+  let out = "", width = 0;
+  for (const grapheme of graphemes(text)) {
+    const w = graphemeWidth(grapheme);
+    if (width + w > columns - 1) break;
+    out += grapheme;
+    width += w;
+  }
+  return out + "…";
+}
+
 /** The chat on the terminal. */
 export class Terminal {
   readonly options: TerminalOptions;
@@ -124,6 +141,9 @@ export class Terminal {
   #drawn: DrawnInput | undefined;
   /** A line just entered, shown as `> text` unless `sent()` shows it as a message instead. */
   #echo: string | undefined;
+  /** A line kept just above the input (transfers' progress), redrawn in place; see status(). */
+  #status: string | undefined;
+  #statusDrawn = false;
   #questions: Question[] = [];
   #closed = false;
   #reading = true;
@@ -186,6 +206,17 @@ export class Terminal {
     if (!this.options.interactive) return this.#above(`chat: ${sanitize(text)}`, Deno.stderr);
     const line = `${clock(at)} -- ${sanitize(text)}`;
     this.#above(paint(this.options.colorErrors, 2, line), Deno.stderr);
+  }
+
+  /**
+   * Sets the status line (progress bars), drawn in place just above the input and cut to the
+   * screen's width; undefined removes it. Only at a terminal: elsewhere it is not shown.
+   */
+  status(text: string | undefined): void {
+    if (!this.options.interactive || this.#closed || text === this.#status) return;
+    this.#hide();
+    this.#status = text === undefined ? undefined : sanitize(text);
+    this.#show();
   }
 
   /** Something wrong, on stderr as `chat: error:` and `chat: hint:` lines (red in a terminal). */
@@ -405,15 +436,21 @@ export class Terminal {
     const layout = layoutInput(prompt, this.#editor.text, this.#editor.cursor, columns);
     const maxRows = Math.max(1, Math.floor(rows / 2));
     const { output, drawn } = drawInput(layout, maxRows, (p) => paint(this.options.color, 2, p));
+    if (this.#status !== undefined && rows > 2) {
+      write(`\r${ERASE_LINE}${fitWidth(this.#status, columns - 1)}\r\n`);
+      this.#statusDrawn = true;
+    }
     write(output);
     this.#drawn = drawn;
   }
 
-  /** Erases the input's rows, leaving the cursor where the first one was. */
+  /** Erases the input's rows (and the status line), leaving the cursor where the first was. */
   #hide(): void {
     if (!this.#drawn) return;
     write(eraseInput(this.#drawn, screenSize().columns));
     this.#drawn = undefined;
+    if (this.#statusDrawn) write(`${CURSOR_UP}\r${ERASE_LINE}`);
+    this.#statusDrawn = false;
   }
 
   /** After a resize: erase the input as the terminal has rewrapped it, and draw it anew. */

@@ -15,6 +15,8 @@ export interface UnattendedOptions {
   serverKey?: string;
   /** Pin the server's key on first contact (ssh's StrictHostKeyChecking=accept-new). */
   acceptNew?: boolean;
+  /** Take files (`listen --accept-files`): say so in the join. */
+  acceptsFiles?: boolean;
 }
 
 /** A joined session, or the exit code of a join that failed (already reported). */
@@ -30,7 +32,7 @@ export async function joinUnattended(
   target: string,
   options: UnattendedOptions,
 ): Promise<Joined> {
-  const where = joinTarget(target, options);
+  const where = { ...joinTarget(target, options), acceptsFiles: options.acceptsFiles };
   const identity = await context.keystore.loadIdentity();
   try {
     const session = await joinWith(context, where, identity, options.acceptNew ? "pin" : "refuse");

@@ -129,6 +129,10 @@ export class Channel<In, Out> {
   #drained: Promise<void> = Promise.resolve();
   #draining = false;
   #queuedBytes = 0;
+  // Bulk frames (file chunks): written only when #queue is empty, each with its own promise
+  // (they are few and large, so a promise each costs nothing next to their bytes).
+  #bulk: { plaintext: Uint8Array; written: PromiseWithResolvers<void> }[] = [];
+  #bulkQueuedBytes = 0;
   #closed = false;
   readonly #ownsCiphers: boolean;
 
@@ -189,47 +193,103 @@ export class Channel<In, Out> {
     this.#queuedBytes += queuedCost(plaintext);
     this.#queue.push(plaintext);
     this.#batch ??= Promise.withResolvers<void>();
-    if (!this.#draining) {
-      this.#draining = true;
-      this.#drained = Promise.resolve().then(() => this.#drain());
-    }
+    this.#startDrain();
     return this.#batch.promise;
   }
 
   /**
-   * Seals and writes queued messages in order until the queue is empty. Small frames queued
-   * together go out in one write (up to COALESCE_BYTES): a room's fan-out queues many ~100-byte
-   * frames per client, and one syscall each would cost more than sealing them. Each write's
-   * frames are sealed straight into one buffer, reused for the whole drain: the write has
-   * completed before the buffer is filled again.
+   * Sends bulk data (a file's chunk) at the lowest priority: it is sealed and written only when
+   * no message of `send`/`sendPlaintext` waits, so a chat line queued after a run of chunks
+   * still goes out before them. Resolves once written. Bulk bytes are not counted against
+   * `maxQueuedBytes` (a transfer must never get its receiver dropped): the caller bounds them,
+   * waiting on the promise or on `bulkQueuedBytes`. Throws RangeError for a plaintext over
+   * MAX_PLAINTEXT_BYTES.
+   */
+  sendBulk(plaintext: Uint8Array): Promise<void> {
+    if (plaintext.length > MAX_PLAINTEXT_BYTES) {
+      throw new RangeError(
+        `message of ${plaintext.length} bytes exceeds the ${MAX_PLAINTEXT_BYTES}-byte limit`,
+      );
+    }
+    if (this.#closed) return Promise.reject(new ProtocolError("channel is closed"));
+    const written = Promise.withResolvers<void>();
+    this.#bulk.push({ plaintext, written });
+    this.#bulkQueuedBytes += frameBytes(plaintext);
+    this.#startDrain();
+    return written.promise;
+  }
+
+  /** Bytes handed to sendBulk() and not yet written. */
+  get bulkQueuedBytes(): number {
+    return this.#bulkQueuedBytes;
+  }
+
+  #startDrain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#drained = Promise.resolve().then(() => this.#drain());
+  }
+
+  /**
+   * Seals and writes queued messages in order until both queues are empty: every message of
+   * `send` first, then one bulk frame, then the messages queued meanwhile, and so on.
    */
   async #drain(): Promise<void> {
-    let buffer: Uint8Array | undefined;
-    while (this.#queue.length > 0) {
-      const plaintexts = this.#queue;
-      const batch = this.#batch!;
-      this.#queue = [];
-      this.#batch = undefined;
-      let written = 0;
-      try {
-        while (written < plaintexts.length) {
-          if (this.#closed) throw new ProtocolError("channel is closed");
-          const { end, size } = coalesce(plaintexts, written);
-          if (buffer === undefined || buffer.length < size) buffer = new Uint8Array(size);
-          this.#sealInto(plaintexts, written, end, buffer);
-          await writeAll(this.connection, buffer.subarray(0, size));
-          for (; written < end; written++) this.#queuedBytes -= queuedCost(plaintexts[written]);
-        }
-        batch.resolve();
-      } catch (error) {
-        // A failed write fails this batch; later sends fail on their own (the socket is gone).
-        for (; written < plaintexts.length; written++) {
-          this.#queuedBytes -= queuedCost(plaintexts[written]);
-        }
-        batch.reject(error);
-      }
+    const buffer = { bytes: new Uint8Array(0) };
+    while (this.#queue.length > 0 || this.#bulk.length > 0) {
+      if (this.#queue.length > 0) await this.#drainMessages(buffer);
+      else await this.#drainBulkFrame(buffer);
     }
     this.#draining = false;
+  }
+
+  /**
+   * Writes the messages queued now. Small frames queued together go out in one write (up to
+   * COALESCE_BYTES): a room's fan-out queues many ~100-byte frames per client, and one syscall
+   * each would cost more than sealing them. Each write's frames are sealed straight into one
+   * buffer, reused for the whole drain: the write has completed before the buffer is filled
+   * again.
+   */
+  async #drainMessages(buffer: { bytes: Uint8Array }): Promise<void> {
+    const plaintexts = this.#queue;
+    const batch = this.#batch!;
+    this.#queue = [];
+    this.#batch = undefined;
+    let written = 0;
+    try {
+      while (written < plaintexts.length) {
+        if (this.#closed) throw new ProtocolError("channel is closed");
+        const { end, size } = coalesce(plaintexts, written);
+        if (buffer.bytes.length < size) buffer.bytes = new Uint8Array(size);
+        this.#sealInto(plaintexts, written, end, buffer.bytes);
+        await writeAll(this.connection, buffer.bytes.subarray(0, size));
+        for (; written < end; written++) this.#queuedBytes -= queuedCost(plaintexts[written]);
+      }
+      batch.resolve();
+    } catch (error) {
+      // A failed write fails this batch; later sends fail on their own (the socket is gone).
+      for (; written < plaintexts.length; written++) {
+        this.#queuedBytes -= queuedCost(plaintexts[written]);
+      }
+      batch.reject(error);
+    }
+  }
+
+  /** Writes the oldest bulk frame. */
+  async #drainBulkFrame(buffer: { bytes: Uint8Array }): Promise<void> {
+    const { plaintext, written } = this.#bulk.shift()!;
+    const size = frameBytes(plaintext);
+    try {
+      if (this.#closed) throw new ProtocolError("channel is closed");
+      if (buffer.bytes.length < size) buffer.bytes = new Uint8Array(size);
+      this.#sealInto([plaintext], 0, 1, buffer.bytes);
+      await writeAll(this.connection, buffer.bytes.subarray(0, size));
+      written.resolve();
+    } catch (error) {
+      written.reject(error);
+    } finally {
+      this.#bulkQueuedBytes -= size;
+    }
   }
 
   /** Seals plaintexts[start..end) as consecutive frames at the start of `buffer`. */

@@ -15,6 +15,15 @@ import {
 import { ProtocolError } from "../errors.ts";
 import { isValidName } from "./names.ts";
 import { hexOf } from "./bytes.ts";
+import {
+  type Chunk,
+  decodeChunk,
+  type FileClientMessage,
+  type FileServerMessage,
+  isBinary,
+  parseFileClientMessage,
+  parseFileServerMessage,
+} from "./file_messages.ts";
 
 // --- Names of things ----------------------------------------------------------------------
 
@@ -46,6 +55,8 @@ export const Feature = {
   history: "history",
   /** `kicked` removals and `muted` notices. */
   moderation: "moderation",
+  /** file transfers: the file messages and binary chunks (file_messages.ts). */
+  files: "files",
 } as const;
 
 /** The codes of `error` (section 7.3). A client must accept codes it does not know. */
@@ -133,7 +144,11 @@ export type ClientMessage =
   | { type: typeof MessageType.private; to: string; text: string | null; action?: boolean }
   | { type: typeof MessageType.who }
   | { type: typeof MessageType.keepalive }
-  | { type: typeof MessageType.bye };
+  | { type: typeof MessageType.bye }
+  | FileClientMessage;
+
+/** What a server reads from a client: its JSON messages, and chunks (section 7.11). */
+export type FromClient = ClientMessage | Chunk;
 
 /** What a client sends that a server may find in its read loop (everything but `join`). */
 export type ClientLine = Exclude<ClientMessage, { type: typeof MessageType.join }>;
@@ -149,7 +164,11 @@ export type ServerMessage =
   | { type: typeof MessageType.notice; code: string; message: string }
   | ErrorMessage
   | { type: typeof MessageType.keepalive }
-  | { type: typeof MessageType.bye };
+  | { type: typeof MessageType.bye }
+  | FileServerMessage;
+
+/** What a client reads from the server: its JSON messages, and chunks (section 7.11). */
+export type FromServer = ServerMessage | Chunk;
 
 /** The handshake payload of m2 and m3 (section 4.4). */
 export interface HandshakePayload {
@@ -345,7 +364,7 @@ export function parseServerMessage(message: Message): ServerMessage | undefined 
     case MessageType.bye:
       return { type: message.type };
     default:
-      return undefined;
+      return parseFileServerMessage(message, isDisplayName);
   }
 }
 
@@ -380,7 +399,7 @@ export function parseClientMessage(message: Message): ClientMessage | undefined 
     case MessageType.bye:
       return { type: message.type };
     default:
-      return undefined;
+      return parseFileClientMessage(message);
   }
 }
 
@@ -494,16 +513,21 @@ export interface Codec<In, Out> {
   decode(plaintext: Uint8Array): In | undefined;
 }
 
-/** The server's side of a data connection. */
-export const SERVER_SIDE: Codec<ClientMessage, ServerMessage> = {
+/**
+ * The server's side of a data connection: JSON messages, and chunks (section 7.11), which a
+ * client sends only to a server whose welcome lists `files`.
+ */
+export const SERVER_SIDE: Codec<FromClient, ServerMessage> = {
   encode: encodeMessage,
-  decode: (plaintext) => parseClientMessage(decodeMessage(plaintext)),
+  decode: (plaintext) =>
+    isBinary(plaintext) ? decodeChunk(plaintext) : parseClientMessage(decodeMessage(plaintext)),
 };
 
-/** The client's side of a data connection. */
-export const CLIENT_SIDE: Codec<ServerMessage, ClientMessage> = {
+/** The client's side of a data connection (chunks only come after its join listed `files`). */
+export const CLIENT_SIDE: Codec<FromServer, ClientMessage> = {
   encode: encodeMessage,
-  decode: (plaintext) => parseServerMessage(decodeMessage(plaintext)),
+  decode: (plaintext) =>
+    isBinary(plaintext) ? decodeChunk(plaintext) : parseServerMessage(decodeMessage(plaintext)),
 };
 
 /** The server's side of a control connection: it sends one message and reads none. */

@@ -1,0 +1,271 @@
+/**
+ * The server's side of file transfers (docs/PROTOCOL.md section 7.11): which offers and
+ * transfers exist, who may send what to whom, and the relay of chunks from a sender to its
+ * receiver at the receiver's pace.
+ *
+ * The server never looks into a file: it checks the offer against its limits, routes each
+ * message between the two members of a transfer, checks that chunks arrive in order and within
+ * the size, and waits on the receiver before reading the sender's next message. That wait is the
+ * backpressure: a receiver that drains slowly slows its sender, holds at most
+ * RELAY_BACKLOG_BYTES of the file in the server, and never gets anyone dropped.
+ * @module
+ */
+import {
+  type Chunk,
+  type FileAccept,
+  type FileAck,
+  type FileEnd,
+  fileEnd,
+  FileEndCode,
+  FileMessageType,
+  type FileOffer,
+  type FileOfferRequest,
+} from "../protocol/file_messages.ts";
+import { encodeMessage, Feature } from "../protocol/messages.ts";
+import { TimeoutError } from "../errors.ts";
+import { withDeadline } from "../protocol/deadline.ts";
+import type { Member, Room } from "./room.ts";
+
+/** The limits the relay keeps (from ServerLimits). */
+export interface TransferLimits {
+  maxFileBytes: number;
+  maxTransfersPerMember: number;
+  offerTtlMs: number;
+  /** How long a chunk may wait for its receiver before the transfer ends as `stalled`. */
+  stallMs: number;
+}
+
+/** One offer or running transfer. */
+interface Transfer {
+  id: string;
+  from: number;
+  to: number;
+  size: number;
+  /** Offered and not yet accepted, or running. */
+  state: "offered" | "running";
+  /** The offset the next chunk must have. */
+  next: number;
+  /** The offer's expiry (cleared by the accept). */
+  expiry?: ReturnType<typeof setTimeout>;
+}
+
+/** What happened to a transfer, for the server's log (facts, worded by the command line). */
+export interface TransferEvent {
+  id: string;
+  from: string;
+  to: string;
+  /** `offered`, `accepted`, or the code it ended with. */
+  what: string;
+  size: number;
+}
+
+/** The transfers of one room. */
+export class TransferRelay {
+  readonly #room: Room;
+  readonly #limits: TransferLimits;
+  readonly #report: (event: TransferEvent) => void;
+  readonly #transfers = new Map<string, Transfer>();
+
+  constructor(
+    room: Room,
+    limits: TransferLimits,
+    report: (event: TransferEvent) => void = () => {},
+  ) {
+    this.#room = room;
+    this.#limits = limits;
+    this.#report = report;
+  }
+
+  /** How many transfers exist (offered or running). */
+  get size(): number {
+    return this.#transfers.size;
+  }
+
+  /** A member offers a file: it is checked, then shown to its receiver, or refused to the sender. */
+  offer(fromId: number, request: FileOfferRequest): void {
+    const sender = this.#room.member(fromId);
+    if (!sender) return;
+    const refuse = (code: string, message: string) =>
+      this.#tell(sender, fileEnd(request.id, code, message));
+    const target = this.#room.byName(request.to);
+    if (this.#transfers.has(request.id)) {
+      return refuse(FileEndCode.badOffer, "that transfer id is in use; offer again");
+    }
+    if (!target || target.id === fromId) {
+      return refuse(FileEndCode.noSuchMember, `nobody here is called "${request.to.slice(0, 49)}"`);
+    }
+    if (!target.features.has(Feature.files) || !target.deliverChunk) {
+      return refuse(FileEndCode.unsupported, `${target.name}'s client cannot take files`);
+    }
+    if (request.size > this.#limits.maxFileBytes) {
+      return refuse(
+        FileEndCode.tooLarge,
+        `the file is ${request.size} bytes; this server takes files of at most ` +
+          `${this.#limits.maxFileBytes} bytes`,
+      );
+    }
+    const busy = [sender, target].find((member) =>
+      this.#count(member.id) >= this.#limits.maxTransfersPerMember
+    );
+    if (busy) {
+      const who = busy === sender ? "you have" : `${target.name} has`;
+      return refuse(
+        FileEndCode.busy,
+        `${who} ${this.#limits.maxTransfersPerMember} transfers going already; try again later`,
+      );
+    }
+    const transfer: Transfer = {
+      id: request.id,
+      from: fromId,
+      to: target.id,
+      size: request.size,
+      state: "offered",
+      next: 0,
+    };
+    transfer.expiry = setTimeout(
+      () => this.#end(transfer, FileEndCode.expired, "the offer was not accepted in time"),
+      this.#limits.offerTtlMs,
+    );
+    this.#transfers.set(transfer.id, transfer);
+    const offer: FileOffer = {
+      type: FileMessageType.offer,
+      id: request.id,
+      from: sender.name,
+      fingerprint: sender.fingerprint,
+      name: request.name,
+      size: request.size,
+      sha256: request.sha256,
+      expires_ms: this.#limits.offerTtlMs,
+    };
+    this.#tell(target, offer);
+    this.#event(transfer, "offered");
+  }
+
+  /** The receiver takes the file from `offset`: the sender is told, and may send chunks. */
+  accept(byId: number, accept: FileAccept): void {
+    const transfer = this.#transfers.get(accept.id);
+    if (!transfer || transfer.to !== byId || transfer.state !== "offered") return; // late or not theirs
+    if (accept.offset > transfer.size) {
+      return this.#end(
+        transfer,
+        FileEndCode.badOffer,
+        "the receiver accepted past the end of the file",
+      );
+    }
+    clearTimeout(transfer.expiry);
+    transfer.state = "running";
+    transfer.next = accept.offset;
+    this.#tellMember(transfer.from, accept);
+    this.#event(transfer, "accepted");
+  }
+
+  /** The receiver has written up to `offset`: its sender is told (its window moves on). */
+  ack(byId: number, ack: FileAck): void {
+    const transfer = this.#transfers.get(ack.id);
+    if (!transfer || transfer.to !== byId || transfer.state !== "running") return;
+    this.#tellMember(transfer.from, ack);
+  }
+
+  /** Either side ends a transfer: the other side is told, with the same code. */
+  end(byId: number, end: FileEnd): void {
+    const transfer = this.#transfers.get(end.id);
+    if (!transfer || (transfer.from !== byId && transfer.to !== byId)) return;
+    this.#forget(transfer);
+    this.#tellMember(byId === transfer.from ? transfer.to : transfer.from, end);
+    this.#event(transfer, end.code);
+  }
+
+  /**
+   * A chunk from member `fromId`: checked (its transfer is running, it is that transfer's
+   * sender's, its offset is the next one, it stays within the size), then handed to the receiver.
+   * Resolves when the receiver can take more (the caller reads the sender's next message only
+   * then); a receiver that takes nothing for `stallMs` ends the transfer as `stalled`.
+   */
+  async chunk(fromId: number, chunk: Chunk): Promise<void> {
+    const transfer = this.#transfers.get(chunk.id);
+    // a chunk for a transfer that just ended (the receiver declined, left) is not an error
+    if (!transfer || transfer.from !== fromId || transfer.state !== "running") return;
+    if (chunk.offset !== transfer.next || chunk.offset + chunk.data.length > transfer.size) {
+      return this.#end(
+        transfer,
+        FileEndCode.badOffer,
+        "a chunk came out of order or past the end of the file",
+      );
+    }
+    transfer.next += chunk.data.length;
+    const receiver = this.#room.member(transfer.to);
+    const backlog = receiver?.deliverChunk?.(chunk.plaintext);
+    if (!receiver || !backlog) return;
+    try {
+      await withDeadline(backlog, this.#limits.stallMs, "stalled", () => {});
+    } catch (error) {
+      if (error instanceof TimeoutError && this.#transfers.get(transfer.id) === transfer) {
+        this.#end(
+          transfer,
+          FileEndCode.stalled,
+          `${receiver.name} took nothing for ${this.#limits.stallMs / 1000} s`,
+        );
+      }
+      // a failed delivery ends the receiver's session, and with it the transfer (left())
+    }
+  }
+
+  /** A member left: every transfer it was part of ends, and the other sides are told. */
+  left(memberId: number): void {
+    for (const transfer of [...this.#transfers.values()]) {
+      if (transfer.from !== memberId && transfer.to !== memberId) continue;
+      const other = transfer.from === memberId ? transfer.to : transfer.from;
+      this.#forget(transfer);
+      const name = this.#room.member(memberId)?.name ?? "the other side";
+      this.#tellMember(other, fileEnd(transfer.id, FileEndCode.gone, `${name} left the room`));
+      this.#event(transfer, FileEndCode.gone);
+    }
+  }
+
+  /** Forgets every transfer (the server is closing). */
+  close(): void {
+    for (const transfer of this.#transfers.values()) clearTimeout(transfer.expiry);
+    this.#transfers.clear();
+  }
+
+  /** Ends a transfer from the server: both sides are told why. */
+  #end(transfer: Transfer, code: string, message: string): void {
+    this.#forget(transfer);
+    const end = fileEnd(transfer.id, code, message);
+    this.#tellMember(transfer.from, end);
+    this.#tellMember(transfer.to, end);
+    this.#event(transfer, code);
+  }
+
+  #forget(transfer: Transfer): void {
+    clearTimeout(transfer.expiry);
+    this.#transfers.delete(transfer.id);
+  }
+
+  #count(memberId: number): number {
+    let count = 0;
+    for (const transfer of this.#transfers.values()) {
+      if (transfer.from === memberId || transfer.to === memberId) count++;
+    }
+    return count;
+  }
+
+  #tellMember(id: number, message: FileOffer | FileAccept | FileAck | FileEnd): void {
+    const member = this.#room.member(id);
+    if (member) this.#tell(member, message);
+  }
+
+  #tell(member: Member, message: FileOffer | FileAccept | FileAck | FileEnd): void {
+    member.deliver(message, encodeMessage(message));
+  }
+
+  #event(transfer: Transfer, what: string): void {
+    this.#report({
+      id: transfer.id,
+      from: this.#room.member(transfer.from)?.name ?? "",
+      to: this.#room.member(transfer.to)?.name ?? "",
+      what,
+      size: transfer.size,
+    });
+  }
+}
