@@ -191,7 +191,9 @@ async function openRoom(dir: string, results: Results): Promise<FileRoom | undef
 
 // --- the table -------------------------------------------------------------------------------
 
-const met = (ok: boolean) => ok ? "met" : "MISSED";
+function met(ok: boolean): string {
+  return ok ? "met" : "MISSED";
+}
 
 function report(results: Results): void {
   const table = new Table();

@@ -76,6 +76,8 @@ export class FileRoom {
   readonly #received: FileReceived[] = [];
   #firstProgressAt?: number;
   readonly #events = new Signal();
+  /** How the server exited, once it has. */
+  #serverExit?: Deno.CommandStatus;
 
   private constructor(
     dir: string,
@@ -93,6 +95,7 @@ export class FileRoom {
     this.#serverKey = serverKey;
     this.#members = members;
     this.probe = probe;
+    server.child.status.then((status) => this.#serverExit = status);
   }
 
   /** The server's process id (`deno run … main.ts serve` is the server itself). */
@@ -197,6 +200,10 @@ export class FileRoom {
     linesPerSecond: number,
   ): Promise<TransferFigures> {
     await sleep(500); // let the previous transfer's traffic drain from the server
+    if (this.#serverExit) {
+      // the benchmark stops it only in close(): something else signalled it
+      throw new Error(`chat serve had already exited before the transfer\n${this.#story()}`);
+    }
     const rssBeforeKb = await statusKb(this.serverPid, "VmRSS");
     const sampler = sampleRss(this.serverPid, RSS_EVERY_MS);
     const seen = this.#received.length;
@@ -286,7 +293,9 @@ export class FileRoom {
   #story(sender?: LineChild): string {
     const part = (title: string, lines: string[] = []) =>
       `--- ${title}:\n${lines.slice(-15).join("\n")}`;
+    const exit = this.#serverExit;
     return [
+      ...(exit ? [`(chat serve exited: code ${exit.code}, signal ${exit.signal ?? "none"})`] : []),
       ...(sender ? [part("chat send stderr", sender.stderr)] : []),
       ...(sender ? [part("chat send stdout", sender.stdout)] : []),
       part("chat listen stdout", this.#receiver?.stdout),
