@@ -253,14 +253,22 @@ function report(results: Results): void {
       );
       table.row("  chat / scp (chacha20-poly1305)", f(chat.mid / scp.chacha.mid, 2));
     }
-    const ms = (pick: (t: TransferFigures) => number | undefined) => {
+    const mid = (pick: (t: TransferFigures) => number | undefined) => {
       const values = results.chat.map(pick).filter((v): v is number => v !== undefined);
-      return values.length ? `${f(median(values))} ms` : "no event";
+      return values.length ? median(values) : NaN;
     };
-    table.row("  chat: spawn → file-received read from the receiver", ms((t) => t.receivedMs));
+    const streaming = mid((t) => t.streamingMbPerSecond);
     table.row(
-      "  chat: receiver's first file-progress → file-received",
-      ms((t) => t.progressToReceivedMs),
+      "  chat: at the receiver, first file-progress → file-received",
+      `${f(streaming)} MB/s`,
+      results.scp.default.length > 0 ? `${f(streaming / scp.default.mid, 2)} of scp` : "",
+    );
+    const at = (pick: (t: TransferFigures) => number | undefined) => f(mid(pick));
+    table.row(
+      "  chat: after spawn, read from the receiver: offer / first chunk / received; sender exit",
+      `${at((t) => t.phases.offer)} / ${at((t) => t.phases.firstChunk)} / ${
+        at((t) => t.phases.received)
+      }; ${at((t) => t.ms)} ms`,
     );
     const before = results.chat[0].rssBeforeKb / 1024;
     const growth = Math.max(...results.chat.map((t) => t.rssMaxKb - t.rssBeforeKb)) / 1024;

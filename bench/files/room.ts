@@ -39,6 +39,7 @@ interface FileReceived {
   name: string;
   path: string;
   bytes: number;
+  resumed_at: number;
   at: number;
 }
 
@@ -47,10 +48,17 @@ export interface TransferFigures {
   /** Spawning `chat send` to its exit 0. */
   ms: number;
   mbPerSecond: number;
-  /** Spawning `chat send` to reading the receiver's `file-received` event. */
-  receivedMs: number;
-  /** The receiver's first `file-progress` event to its `file-received` event, if it had one. */
-  progressToReceivedMs?: number;
+  /**
+   * When this process read the receiver's events, in ms after spawning `chat send`: the
+   * `file-offer`, the first `file-progress` (the receiver prints one on its first chunk, then at
+   * most one a second) and `file-received`.
+   */
+  phases: { offer?: number; firstChunk?: number; received: number };
+  /**
+   * MB/s at the receiver from its first `file-progress` to `file-received`: the data path alone,
+   * without start-up, hashing and the offer.
+   */
+  streamingMbPerSecond?: number;
   rssBeforeKb: number;
   rssMaxKb: number;
   rssSamples: number;
@@ -74,7 +82,8 @@ export class FileRoom {
   readonly #members: Member[];
   #receiver?: LineChild;
   readonly #received: FileReceived[] = [];
-  #firstProgressAt?: number;
+  #offerAt?: number;
+  #firstProgress?: { at: number; bytes: number };
   readonly #events = new Signal();
   /** How the server exited, once it has. */
   #serverExit?: Deno.CommandStatus;
@@ -180,8 +189,10 @@ export class FileRoom {
     }
     if (event.event === "line" && event.from === PROBE_A) {
       this.probe.arrived("listen", String(event.text), at);
+    } else if (event.event === "file-offer") {
+      this.#offerAt ??= at;
     } else if (event.event === "file-progress") {
-      this.#firstProgressAt ??= at;
+      this.#firstProgress ??= { at, bytes: Number(event.bytes) };
     } else if (event.event === "file-received") {
       this.#received.push({ ...event, at });
       this.#events.notify();
@@ -207,7 +218,7 @@ export class FileRoom {
     const rssBeforeKb = await statusKb(this.serverPid, "VmRSS");
     const sampler = sampleRss(this.serverPid, RSS_EVERY_MS);
     const seen = this.#received.length;
-    this.#firstProgressAt = undefined;
+    this.#forgetProgress();
     this.probe.start(linesPerSecond);
     const start = performance.now();
     const sender = spawnLines(
@@ -244,15 +255,20 @@ export class FileRoom {
       });
     const event = this.#received[seen];
     const notes = await this.#check(event, bytes, sha256, file);
+    const first = this.#firstProgress;
     await this.probe.settle(window, 10_000);
     await sleep(1000);
     return {
       ms,
       mbPerSecond: mbPerSecond(bytes, ms),
-      receivedMs: event.at - start,
-      progressToReceivedMs: this.#firstProgressAt === undefined
+      phases: {
+        offer: this.#offerAt === undefined ? undefined : this.#offerAt - start,
+        firstChunk: first === undefined ? undefined : first.at - start,
+        received: event.at - start,
+      },
+      streamingMbPerSecond: first === undefined
         ? undefined
-        : event.at - this.#firstProgressAt,
+        : mbPerSecond(bytes - first.bytes, event.at - first.at),
       rssBeforeKb,
       rssMaxKb: rss.maxKb,
       rssSamples: rss.samples,
@@ -260,6 +276,11 @@ export class FileRoom {
       window,
       notes,
     };
+  }
+
+  /** Forgets the last transfer's offer and progress events. */
+  #forgetProgress(): void {
+    this.#offerAt = this.#firstProgress = undefined;
   }
 
   /** Checks the received copy against the source, removes it, and says what else was odd. */
@@ -283,6 +304,7 @@ export class FileRoom {
     }
     const notes: string[] = [];
     if (event.bytes !== bytes) notes.push(`file-received says ${event.bytes} bytes`);
+    if (event.resumed_at !== 0) notes.push(`file-received says resumed_at ${event.resumed_at}`);
     if (event.from !== SENDER) notes.push(`file-received says from ${JSON.stringify(event.from)}`);
     const name = source.split("/").at(-1);
     if (event.name !== name) notes.push(`file-received says name ${JSON.stringify(event.name)}`);
