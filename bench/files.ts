@@ -270,6 +270,12 @@ function report(results: Results): void {
         at((t) => t.phases.received)
       }; ${at((t) => t.ms)} ms`,
     );
+    const percent = (pick: (t: TransferFigures) => number) =>
+      f(mid((t) => (pick(t) / (t.ms / 1000)) * 100));
+    table.row(
+      "  chat: CPU while chat send ran, % of one core: chat serve / chat listen",
+      `${percent((t) => t.cpu.server)} % / ${percent((t) => t.cpu.receiver)} %`,
+    );
     const before = results.chat[0].rssBeforeKb / 1024;
     const growth = Math.max(...results.chat.map((t) => t.rssMaxKb - t.rssBeforeKb)) / 1024;
     const max = Math.max(...results.chat.map((t) => t.rssMaxKb)) / 1024;
@@ -282,6 +288,12 @@ function report(results: Results): void {
         met(growth < TARGET_RSS_MIB)
       })`,
     );
+    if (results.chat.length > 1) {
+      table.row(
+        "  VmRSS growth in each run (max during − that run's before)",
+        results.chat.map((t) => f((t.rssMaxKb - t.rssBeforeKb) / 1024, 1)).join(" / ") + " MiB",
+      );
+    }
     for (const t of results.chat) {
       for (const note of t.notes) results.problems.push(`odd: ${note}`);
     }

@@ -9,6 +9,7 @@
 import { encodePublicKey } from "../../lib/keys/key_text.ts";
 import { primitives } from "../../lib/protocol/crypto.ts";
 import {
+  cpuSeconds,
   join,
   leaveAll,
   mbPerSecond,
@@ -64,6 +65,8 @@ export interface TransferFigures {
   rssSamples: number;
   /** VmRSS one second after the transfer. */
   rssAfterKb: number;
+  /** CPU seconds the server and the receiver used while `chat send` ran. */
+  cpu: { server: number; receiver: number };
   /** The probe lines said while `chat send` ran. */
   window: ProbeWindow;
   /** Anything odd about the received file's event (it was still byte-identical). */
@@ -219,6 +222,8 @@ export class FileRoom {
     const sampler = sampleRss(this.serverPid, RSS_EVERY_MS);
     const seen = this.#received.length;
     this.#forgetProgress();
+    const receiverPid = this.#receiver!.child.pid;
+    const cpuBefore = [await cpuSeconds(this.serverPid), await cpuSeconds(receiverPid)];
     this.probe.start(linesPerSecond);
     const start = performance.now();
     const sender = spawnLines(
@@ -248,6 +253,10 @@ export class FileRoom {
       rss = await sampler.stop();
     }
     const ms = performance.now() - start;
+    const cpu = {
+      server: await cpuSeconds(this.serverPid) - cpuBefore[0],
+      receiver: await cpuSeconds(receiverPid) - cpuBefore[1],
+    };
     if (code !== 0) throw new Error(`chat send exited ${code}\n${this.#story(sender)}`);
     await this.#events.until(() => this.#received.length > seen, 30_000, "file-received")
       .catch((error) => {
@@ -273,6 +282,7 @@ export class FileRoom {
       rssMaxKb: rss.maxKb,
       rssSamples: rss.samples,
       rssAfterKb: await statusKb(this.serverPid, "VmRSS"),
+      cpu,
       window,
       notes,
     };
