@@ -86,10 +86,16 @@ export async function stopChild(child: Deno.ChildProcess, graceMs = 3000): Promi
   children.delete(child);
 }
 
-/** Kills every child, removes every temporary folder and exits 124 after `seconds`. */
-export function startOverallTimeout(seconds: number): ReturnType<typeof setTimeout> {
+/**
+ * Kills every child, removes every temporary folder and exits 124 after `seconds`; `script`
+ * names the benchmark in the message.
+ */
+export function startOverallTimeout(
+  seconds: number,
+  script = "server.ts",
+): ReturnType<typeof setTimeout> {
   return setTimeout(() => {
-    console.error(`server.ts: overall timeout of ${seconds} s reached; stopping children`);
+    console.error(`${script}: overall timeout of ${seconds} s reached; stopping children`);
     for (const child of children) kill(child);
     for (const dir of tempDirs) {
       try {
@@ -206,11 +212,17 @@ export interface ServerProcess {
   tail: string[];
 }
 
-/** A temporary keys folder (mode 0700) whose allowlist holds `allowed` as c0, c1… */
-export async function makeKeysDir(allowed: KeyPair[]): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
+/** A temporary folder (mode 0700), removed by `cleanup()` or the overall timeout. */
+export async function makeTempDir(prefix = "chat-bench-"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
   tempDirs.push(dir);
   await Deno.chmod(dir, 0o700);
+  return dir;
+}
+
+/** A temporary keys folder (mode 0700) whose allowlist holds `allowed` as c0, c1… */
+export async function makeKeysDir(allowed: KeyPair[]): Promise<string> {
+  const dir = await makeTempDir();
   const text = allowed.map((pair, i) => formatAllowLine(pair.publicKey, `c${i}`)).join("\n");
   await Deno.writeTextFile(`${dir}/allowed`, text ? text + "\n" : "", { mode: 0o600 });
   return dir;
