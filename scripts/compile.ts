@@ -18,7 +18,7 @@
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeChecksums } from "./checksums.ts";
-import { CHAT_PERMISSIONS } from "./permissions.ts";
+import { CHAT_RUN_FLAGS } from "./permissions.ts";
 
 /** The release targets (`deno compile --target`). */
 export const TARGETS = [
@@ -29,8 +29,8 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ] as const;
 
-/** The permissions compiled into every executable: the `chat` task's, from deno.json. */
-export const PERMISSIONS: readonly string[] = CHAT_PERMISSIONS;
+/** The flags compiled into every executable (permissions, V8 flags): the `chat` task's, from deno.json. */
+export const PERMISSIONS: readonly string[] = CHAT_RUN_FLAGS;
 
 /** The project folder (where deno.json and main.ts are). */
 export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));

@@ -7,14 +7,17 @@
 import denoJson from "../deno.json" with { type: "json" };
 
 /**
- * The `--allow-…` flags of the `chat` task, in order.
+ * The flags the `chat` task gives `deno run`, in order: its `--allow-…` permissions and its
+ * `--v8-flags=…` (a young generation of at most 1 MiB: a file transfer makes two 64 KiB buffers
+ * per chunk, and with V8's default sizes ~40 MiB of them piled up before a collection; with 1
+ * MiB the server grew by 14-16 MiB during a 256 MiB relay, at the same speed).
  *
  * @example
  * ```ts
- * import { CHAT_PERMISSIONS } from "./permissions.ts";
- * CHAT_PERMISSIONS.includes("--allow-net"); // true
+ * import { CHAT_RUN_FLAGS } from "./permissions.ts";
+ * CHAT_RUN_FLAGS.includes("--allow-net"); // true
  * ```
  */
-export const CHAT_PERMISSIONS: readonly string[] = denoJson.tasks.chat
+export const CHAT_RUN_FLAGS: readonly string[] = denoJson.tasks.chat
   .split(/\s+/)
-  .filter((word) => word.startsWith("--allow-"));
+  .filter((word) => word.startsWith("--allow-") || word.startsWith("--v8-flags="));

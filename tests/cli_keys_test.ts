@@ -9,10 +9,10 @@ import { primitives } from "../lib/protocol/crypto.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
 import { encodePublicKey, encodePublicKeyBase64, fingerprint } from "../lib/keys/key_text.ts";
 import { parseAllowlist } from "../lib/keys/key_files.ts";
-import { CHAT_PERMISSIONS } from "../scripts/permissions.ts";
+import { CHAT_RUN_FLAGS } from "../scripts/permissions.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
-const PERMISSIONS = CHAT_PERMISSIONS;
+const PERMISSIONS = CHAT_RUN_FLAGS;
 const KEY_LINE = /^chat1[02-9ac-hj-np-z]{58}\n$/;
 const isPosix = Deno.build.os !== "windows";
 

@@ -26,12 +26,12 @@ const VERSION = await readVersion();
 const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
 const isWindows = Deno.build.os === "windows";
 
-Deno.test("compiled executables get exactly the permissions of the chat task, never -A", () => {
+Deno.test("compiled executables get exactly the flags of the chat task, never -A", () => {
   const chatTask: string = config.tasks.chat;
   const flags = chatTask.split(/\s+/).filter((word) => word.startsWith("-"));
   assert.deepEqual(PERMISSIONS, flags);
   const args = compileArgs("x86_64-unknown-linux-gnu", "out");
-  assert.deepEqual(args.filter((arg) => /^-A$|^--allow/.test(arg)), flags);
+  assert.deepEqual(args.filter((arg) => /^-A$|^--allow|^--v8-flags/.test(arg)), flags);
   assert.ok(!args.some((arg) => /^-A$|allow-all|allow-run|allow-ffi|allow-sys/.test(arg)));
 });
 

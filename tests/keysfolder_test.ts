@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { encodePublicKey } from "../lib/keys/key_text.ts";
 import { Keystore } from "../lib/keys/keystore.ts";
 import { inTempDir, modeOf } from "./helpers.ts";
-import { CHAT_PERMISSIONS, ChatProcess, Sandbox } from "./process.ts";
+import { CHAT_RUN_FLAGS, ChatProcess, Sandbox } from "./process.ts";
 import { fileURLToPath } from "node:url";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { KeystoreError } from "../lib/errors.ts";
@@ -221,7 +221,7 @@ Deno.test({
             "-c",
             'umask 077 && exec "$0" run "$@"',
             Deno.execPath(),
-            ...CHAT_PERMISSIONS,
+            ...CHAT_RUN_FLAGS,
             MAIN,
             ...args,
           ],

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
-import { CHAT_PERMISSIONS, ChatProcess, LISTENING, Sandbox } from "./process.ts";
+import { CHAT_RUN_FLAGS, ChatProcess, LISTENING, Sandbox } from "./process.ts";
 import { makeIdentities, ONE_ADDRESS_CROWD, startServer, TestClient } from "./clients.ts";
 import type { Identity } from "./clients.ts";
 import { Channel } from "../lib/protocol/channel.ts";
@@ -135,7 +135,7 @@ outsider(
     const real = await s.keygen("real");
     await s.keygen("srv");
     assert.equal((await s.run(["--keys", "srv", "allow", real, "--name", "real"])).code, 0);
-    const script = `ulimit -n 128 && exec "$0" run ${CHAT_PERMISSIONS.join(" ")} "${MAIN}" "$@"`;
+    const script = `ulimit -n 128 && exec "$0" run ${CHAT_RUN_FLAGS.join(" ")} "${MAIN}" "$@"`;
     const server = new ChatProcess(
       [
         ...["-c", script, Deno.execPath(), "--keys", "srv", "serve", "--port", "0"],

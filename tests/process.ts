@@ -6,11 +6,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
-import { CHAT_PERMISSIONS } from "../scripts/permissions.ts";
+import { CHAT_RUN_FLAGS } from "../scripts/permissions.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url)); // a path on Windows too
 /** The permissions of the `chat` task in deno.json. */
-export { CHAT_PERMISSIONS };
+export { CHAT_RUN_FLAGS };
 
 /**
  * The line `chat serve` prints once it accepts connections (a stable format for scripts):
@@ -41,7 +41,7 @@ export class ChatProcess {
     this.args = args;
     const [command, prefix] = options.executable
       ? [options.executable, []]
-      : [Deno.execPath(), ["run", ...CHAT_PERMISSIONS, MAIN]];
+      : [Deno.execPath(), ["run", ...CHAT_RUN_FLAGS, MAIN]];
     this.#child = new Deno.Command(command, {
       args: [...prefix, ...args],
       cwd: options.cwd,

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { assert } from "./helpers.ts";
-import { CHAT_PERMISSIONS, type ChatProcess, LISTENING, Sandbox } from "./process.ts";
+import { CHAT_RUN_FLAGS, type ChatProcess, LISTENING, Sandbox } from "./process.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
@@ -119,7 +119,7 @@ function ptyTest(
         const pane = new Pane();
         try {
           await pane.start(sandbox.dir, size.columns, size.rows);
-          const command = [Deno.execPath(), "run", ...CHAT_PERMISSIONS, MAIN]
+          const command = [Deno.execPath(), "run", ...CHAT_RUN_FLAGS, MAIN]
             .concat(["--keys", "bob", "connect", address, "--name", "bob"])
             .map((word) => `'${word}'`).join(" ");
           await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}`);
@@ -282,7 +282,7 @@ Deno.test({
       const pane = new Pane();
       try {
         await pane.start(sandbox.dir, 100, 30);
-        const command = [Deno.execPath(), "run", ...CHAT_PERMISSIONS, MAIN]
+        const command = [Deno.execPath(), "run", ...CHAT_RUN_FLAGS, MAIN]
           .concat(["--keys", "bob", "connect", address])
           .map((word) => `'${word}'`).join(" ");
         await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}; echo "exit=$?"`);

@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { CHAT_PERMISSIONS, children, kill, MAIN } from "../server/harness.ts";
+import { CHAT_RUN_FLAGS, children, kill, MAIN } from "../server/harness.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
 
 /** Called with each line of a child's output and the moment this process read it. */
@@ -43,7 +43,7 @@ const ENV = { NO_COLOR: "1", CHAT_KEYS: "" };
 
 /** The arguments that run `chat ARGS…` as tests/process.ts does (the chat task's permissions). */
 export function chatCommand(args: string[]): [string, string[]] {
-  return [Deno.execPath(), ["run", ...CHAT_PERMISSIONS, MAIN, ...args]];
+  return [Deno.execPath(), ["run", ...CHAT_RUN_FLAGS, MAIN, ...args]];
 }
 
 /** Starts `command args…` with stdin closed and its output read line by line. */

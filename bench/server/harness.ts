@@ -9,7 +9,7 @@ import { type KeyPair } from "../../lib/protocol/crypto.ts";
 import { formatAllowLine } from "../../lib/keys/key_files.ts";
 import { numberOption } from "../options.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
-import { CHAT_PERMISSIONS } from "../../scripts/permissions.ts";
+import { CHAT_RUN_FLAGS } from "../../scripts/permissions.ts";
 
 /** The address every server and relay listens on. */
 export const HOST = "127.0.0.1";
@@ -18,7 +18,7 @@ export const ROOT = new URL("../../", import.meta.url);
 /** The program under test. */
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** The permissions of the `chat` task in deno.json (as tests/process.ts runs the program). */
-export { CHAT_PERMISSIONS };
+export { CHAT_RUN_FLAGS };
 /**
  * A flag value large enough to switch a limit off (rate, burst): the most `chat serve` accepts
  * for them (lib/cli/serve.ts LIMIT_FLAGS), a million lines a second.
@@ -251,7 +251,7 @@ export async function startServer(keysDir: string, flags: string[]): Promise<Ser
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...CHAT_PERMISSIONS,
+      ...CHAT_RUN_FLAGS,
       MAIN,
       "--keys",
       keysDir,

@@ -3,7 +3,7 @@
  * `--runs` after 2 warm-up runs, interleaved, against `deno run` of an empty script.
  * @module
  */
-import { CHAT_PERMISSIONS, f, MAIN, makeKeysDir, percentile, ROOT, type Table } from "./harness.ts";
+import { CHAT_RUN_FLAGS, f, MAIN, makeKeysDir, percentile, ROOT, type Table } from "./harness.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
 
 /** Milliseconds `deno ARGS` takes from spawn to exit in `cwd`; throws if it fails. */
@@ -30,11 +30,11 @@ async function measureStartup(runs: number) {
   const empty = `${dir}/empty.ts`;
   await Deno.writeTextFile(empty, "");
   // an identity for `chat pubkey`
-  await timeRun(["run", ...CHAT_PERMISSIONS, MAIN, "--keys", dir, "keygen"], ROOT.pathname);
+  await timeRun(["run", ...CHAT_RUN_FLAGS, MAIN, "--keys", dir, "keygen"], ROOT.pathname);
   const cases: [string, string[], string][] = [
     ["deno run empty.ts", ["run", empty], dir],
-    ["chat --help", ["run", ...CHAT_PERMISSIONS, MAIN, "--help"], ROOT.pathname],
-    ["chat pubkey", ["run", ...CHAT_PERMISSIONS, MAIN, "--keys", dir, "pubkey"], ROOT.pathname],
+    ["chat --help", ["run", ...CHAT_RUN_FLAGS, MAIN, "--help"], ROOT.pathname],
+    ["chat pubkey", ["run", ...CHAT_RUN_FLAGS, MAIN, "--keys", dir, "pubkey"], ROOT.pathname],
   ];
   const times = cases.map(() => [] as number[]);
   for (let run = -2; run < runs; run++) {
