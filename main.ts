@@ -156,6 +156,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--connect-rate <N>", "new connections/s per address while busy; more are shed (20)")
     .option("--connect-burst <N>", "new connections at once per address before the rate (5)")
     .option("--history <N>", "lines kept and replayed to each newcomer; 0 for none (50)")
+    .option("--downloads <DIR>", "where files the operator accepts land (~/Downloads/chat)")
     .option("--max-file-bytes <N>", "largest file a member may offer (1073741824)")
     .option("--max-transfers <N>", "file transfers one member may take part in at once (4)")
     .option("--offer-ttl <S>", "seconds an offer waits for its accept before it expires (600)")
@@ -166,7 +167,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 Only keys on the allowlist (chat allow) get in; it is re-read for every handshake, and a
 revoked key's session ends within about 2 s. The identity is created on first use.
 At a terminal: type to talk to the room; /who, /help, /quit or exit (ends the chat for
-everyone). From a pipe: every line is said; end of input does not stop the server.
+everyone); /send PATH NAME, /accept N, /decline N, /files for files. From a pipe: every
+line is said; end of input does not stop the server.
 Ctrl-C or SIGTERM: bye to everyone, exit 0.`,
     )
     .action(async (options: ServeOptions, command: Command) => {

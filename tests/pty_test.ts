@@ -101,7 +101,7 @@ class Pane {
  */
 function ptyTest(
   name: string,
-  size: { columns: number; rows: number },
+  size: { columns: number; rows: number; serve?: string[]; connect?: string[] },
   test: (
     chat: { pane: Pane; server: ChatProcess; dir: string; sandbox: Sandbox; address: string },
   ) => Promise<void>,
@@ -115,12 +115,16 @@ function ptyTest(
         const bob = await sandbox.keygen("bob");
         const allowed = await sandbox.run(["--keys", "alice", "allow", bob, "--name", "bob"]);
         assert.equal(allowed.code, 0, allowed.stderr);
-        const { server, address } = await sandbox.serve("alice", ["--name", "alice"]);
+        const { server, address } = await sandbox.serve("alice", [
+          "--name",
+          "alice",
+          ...size.serve ?? [],
+        ]);
         const pane = new Pane();
         try {
           await pane.start(sandbox.dir, size.columns, size.rows);
           const command = [Deno.execPath(), "run", ...CHAT_RUN_FLAGS, MAIN]
-            .concat(["--keys", "bob", "connect", address, "--name", "bob"])
+            .concat(["--keys", "bob", "connect", address, "--name", "bob", ...size.connect ?? []])
             .map((word) => `'${word}'`).join(" ");
           await pane.type(`clear; NO_COLOR=1 CHAT_KEYS= ${command}`);
           await pane.press("Enter");
@@ -316,3 +320,59 @@ ptyTest("after a server restart the interactive client comes back by itself, typ
   await pane.press("Enter");
   await again.waitFor("stdout", /^bob: typed while away$/, 5_000);
 });
+
+ptyTest(
+  "files at a terminal: /send, the offer accepted by number, a progress bar above the prompt that stays out of the way",
+  {
+    columns: 100,
+    rows: 30,
+    serve: ["--downloads", "dl-alice"],
+    connect: ["--downloads", "dl-bob"],
+  },
+  async ({ pane, server, dir }) => {
+    const file = new Uint8Array(128 << 20);
+    for (let i = 0; i < file.length; i += 65536) {
+      crypto.getRandomValues(file.subarray(i, i + 65536));
+    }
+    await Deno.writeFile(`${dir}/big.bin`, file);
+    await pane.type("/send big.bin alice");
+    await pane.press("Enter");
+    await pane.waitFor(
+      (s) => s.replaceAll("\n", "").includes("offered big.bin (134.2 MB) to alice; waiting"),
+      "the offer, sent",
+    );
+    // the operator (its commands come from its pipe here) sees it with a number, and accepts
+    await server.waitFor("stderr", /bob offers big\.bin \(134\.2 MB\): \/accept 1 or \/decline 1/);
+    await assert.rejects(Deno.stat(`${dir}/dl-alice`), Deno.errors.NotFound); // nothing before consent
+    await server.send("/accept 1");
+    await server.waitFor("stderr", /receiving big\.bin from bob/);
+    server.signal("SIGSTOP"); // hold the transfer still, to look at the bar
+    try {
+      const during = await pane.waitFor(
+        (s) => /-> alice big\.bin \[[#-]{20}\] +\d+% .* of 134\.2 MB, .*\/s/.test(s),
+        "the progress bar",
+      );
+      const rows = during.split("\n");
+      assert.match(rows.at(-2)!, /^-> alice big\.bin \[/, during); // just above the prompt
+      assert.equal(rows.at(-1), ">", during);
+      // typing works under it, and the bar stays where it is
+      await pane.type("typed during the transfer");
+      const typing = await pane.waitFor((s) => s.endsWith("> typed during the transfer"), "typing");
+      assert.match(typing.split("\n").at(-2)!, /^-> alice big\.bin \[/, typing);
+      await pane.press("Enter");
+    } finally {
+      server.signal("SIGCONT");
+    }
+    await server.waitFor("stdout", /^bob: typed during the transfer$/, 5_000);
+    const after = await pane.waitFor(
+      (s) => s.replaceAll("\n", "").includes("alice received big.bin (134.2 MB"),
+      "the end of the transfer",
+      30_000,
+    );
+    assert.ok(!after.split("\n").slice(-3).some((row) => row.startsWith("-> alice")), after);
+    await server.waitFor("stderr", /received big\.bin from bob: dl-alice\/big\.bin/);
+    const received = await Deno.readFile(`${dir}/dl-alice/big.bin`);
+    assert.equal(received.length, file.length);
+    assert.ok(received.every((byte, i) => byte === file[i]), "byte-identical");
+  },
+);

@@ -164,6 +164,8 @@ export class FileTransfers {
     };
     const ended = Promise.withResolvers<TransferEnd>();
     this.#outgoing.set(id, { info, path, sent: 0, pumping: false, settle: ended.resolve });
+    // told first: an in-process link (the operator's) may answer before send() returns
+    options.onOffered?.(info);
     this.#link.send({
       type: FileMessageType.offer,
       id,
@@ -172,7 +174,6 @@ export class FileTransfers {
       size,
       sha256: info.sha256,
     });
-    options.onOffered?.(info);
     return await ended.promise;
   }
 

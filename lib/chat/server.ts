@@ -25,6 +25,8 @@ import { type Listener, type Network, TCP } from "./network.ts";
 import { Room, type TellOutcome } from "./room.ts";
 import { Sessions } from "./sessions.ts";
 import { TransferRelay } from "./transfers.ts";
+import { type FileEvents, FileTransfers } from "./file_transfer.ts";
+import { decodeChunk, type FileClientMessage, FileMessageType } from "../protocol/file_messages.ts";
 
 /** How a server is set up. */
 export interface ServerConfig {
@@ -52,6 +54,11 @@ export interface ServerConfig {
   onFatal?(error: unknown): void;
   /** Receives what the operator should see; absent for a headless server. */
   operator?: (message: ServerMessage) => void;
+  /**
+   * The operator's file transfers (offers to it, its `/send`); absent: the operator takes no
+   * files (members are told `unsupported`). Only with `operator`.
+   */
+  operatorFiles?: FileEvents;
   /** Hears every message the room broadcasts, headless or not (for a room log). */
   observe?: (message: ServerMessage) => void;
   /** The names shown so far and their keys; in memory only when absent. */
@@ -76,6 +83,8 @@ export class ChatServer {
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #listener: Listener | undefined;
   #closing = false;
+  /** The operator's file transfers (ServerConfig.operatorFiles). */
+  readonly files: FileTransfers | undefined;
 
   constructor(config: ServerConfig) {
     this.#config = config;
@@ -117,16 +126,57 @@ export class ChatServer {
     if (config.operator) {
       const deliver = config.operator;
       const print = fingerprint(config.identity.publicKey);
-      // files need somewhere to land: not yet for the operator
-      const features = new Set(Object.values(Feature).filter((f) => f !== Feature.files));
+      const files = config.operatorFiles
+        ? this.#operatorTransfers(config.operatorFiles)
+        : undefined;
+      this.files = files;
+      const features = new Set(
+        Object.values(Feature).filter((feature) => files || feature !== Feature.files),
+      );
       this.#room.join({
         id: OPERATOR_ID,
         name: config.name,
         fingerprint: print,
         features,
-        deliver,
+        deliver: (message) => {
+          if (!files || !message.type.startsWith("file-")) return deliver(message);
+          files.handle(message as Parameters<FileTransfers["handle"]>[0]);
+        },
+        ...(files
+          ? {
+            deliverChunk: (plaintext: Uint8Array) => {
+              const chunk = decodeChunk(plaintext);
+              if (chunk) files.handleChunk(chunk);
+              return undefined; // written at once (downloads.ts writes synchronously)
+            },
+          }
+          : {}),
       });
     }
+  }
+
+  /**
+   * The operator's side of file transfers: a FileTransfers whose link is the relay itself, as
+   * if the operator were a client (its chunks go through the same checks and backpressure).
+   */
+  #operatorTransfers(events: FileEvents): FileTransfers {
+    const relay = this.#transfers;
+    const send = (message: FileClientMessage) => {
+      switch (message.type) {
+        case FileMessageType.offer:
+          return relay.offer(OPERATOR_ID, message);
+        case FileMessageType.accept:
+          return relay.accept(OPERATOR_ID, message);
+        case FileMessageType.ack:
+          return relay.ack(OPERATOR_ID, message);
+        case FileMessageType.end:
+          return relay.end(OPERATOR_ID, message);
+      }
+    };
+    return new FileTransfers({
+      send,
+      sendChunk: (plaintext) => relay.chunk(OPERATOR_ID, decodeChunk(plaintext)!),
+    }, events);
   }
 
   /** The control port actually listened on (after start()). */
@@ -197,6 +247,7 @@ export class ChatServer {
     if (this.#listener) closeQuietly(this.#listener);
     this.#admission.close();
     this.#sessions.closeAll();
+    this.files?.connectionLost("the server stopped");
     this.#transfers.close();
     await Promise.allSettled([...this.#tasks]);
     this.#log.flush();

@@ -13,8 +13,10 @@ export const CLIENT_HELP = "commands: /who (who is here), /msg NAME text, /me te
   "or exit (leave the chat); a line starting with // sends it with one / removed";
 
 /** The in-chat help the operator's /help shows: their /quit ends the chat for everyone. */
-export const OPERATOR_HELP = "commands: /who (who is here), /help, /quit or exit (end the " +
-  "chat for everyone and stop the server); a line starting with // sends it with one / removed";
+export const OPERATOR_HELP = "commands: /who (who is here), /msg NAME text, /me text, " +
+  "/kick NAME [reason], /mute NAME [duration], /send PATH NAME (offer a file), /accept N or " +
+  "/decline N (an offer), /files, /help, /quit or exit (end the chat for everyone and stop " +
+  "the server); a line starting with // sends it with one / removed";
 
 /** Checks a display name from the command line; a bad one is a usage error. */
 export function checkName(name: string, flag: string): string {

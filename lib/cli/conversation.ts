@@ -14,6 +14,7 @@ import { here, RoomView } from "./room_view.ts";
 import { detectTerminal, Terminal, type TerminalOptions } from "./terminal.ts";
 import { DownloadFolder } from "../chat/downloads.ts";
 import { FileView } from "./file_view.ts";
+import { answerOffer, type FileCommandContext, listFiles, sendFile } from "./file_commands.ts";
 import { downloadsFolder } from "./files.ts";
 import { formatJsonEvent } from "./json_events.ts";
 import { printData } from "./output.ts";
@@ -29,7 +30,7 @@ export class Conversation {
   readonly #terminal: Terminal;
   readonly #room: RoomView;
   readonly #files: FileView;
-  readonly #downloads: DownloadFolder;
+  readonly #fileContext: FileCommandContext;
   readonly #leaving = Promise.withResolvers<void>();
   #chat: ClientChat | undefined;
   #left = false;
@@ -60,7 +61,12 @@ export class Conversation {
       status: this.#view.interactive ? (text) => terminal.status(text) : undefined,
       emit: options.json ? (event) => printData(formatJsonEvent(event)) : undefined,
     });
-    this.#downloads = new DownloadFolder(downloadsFolder(options.downloads));
+    this.#fileContext = {
+      files: () => this.#chat?.files,
+      view: this.#files,
+      downloads: new DownloadFolder(downloadsFolder(options.downloads)),
+      terminal,
+    };
   }
 
   /**
@@ -140,12 +146,12 @@ export class Conversation {
       case "mute":
         return terminal.error("only the server's operator can do that");
       case "send-file":
-        return this.#sendFile(command.path, command.to);
+        return sendFile(this.#fileContext, command.path, command.to);
       case "accept":
       case "decline":
-        return this.#answerOffer(command.kind, command.reference);
+        return answerOffer(this.#fileContext, command.kind, command.reference);
       case "files":
-        return this.#listFiles();
+        return listFiles(this.#fileContext);
       case "usage":
         return terminal.error(`usage: ${command.usage}`);
       case "unknown":
@@ -172,42 +178,5 @@ export class Conversation {
     }
     const shown = to === undefined ? text : `(to ${to}) ${text}`;
     terminal.sent(chat.session.name, shown, { action, private: to !== undefined });
-  }
-
-  /** `/send PATH NAME`: offers the file; the transfer then runs beside the chat. */
-  #sendFile(path: string, to: string): void {
-    const files = this.#chat?.files, terminal = this.#terminal;
-    if (!this.#chat) return terminal.error("not connected (reconnecting): nothing was offered");
-    if (!files) {
-      return terminal.error("this server cannot relay files (it is an older version)");
-    }
-    files.offer(path, to, { onOffered: (info) => this.#files.offered(info) }).catch((error) =>
-      terminal.error(`cannot offer ${path}: ${(error as Error).message}`, [
-        "give the path of a readable file, then the member's name: /send PATH NAME",
-      ])
-    );
-  }
-
-  /** `/accept N` or `/decline N`. */
-  #answerOffer(kind: "accept" | "decline", reference: string): void {
-    const files = this.#chat?.files, terminal = this.#terminal;
-    const id = this.#files.idOf(reference);
-    if (!files || !id || !files.pendingOffers.some((offer) => offer.id === id)) {
-      return terminal.error(`no offer ${reference} is waiting`, ["/files lists the offers"]);
-    }
-    if (kind === "decline") return void files.decline(id);
-    files.accept(id, this.#downloads).catch((error) =>
-      terminal.error(`cannot save the file: ${(error as Error).message}`, [
-        "choose a folder you can write to with --downloads DIR",
-      ])
-    );
-  }
-
-  /** `/files`: the offers waiting and the transfers going on. */
-  #listFiles(): void {
-    const files = this.#chat?.files, terminal = this.#terminal;
-    const active = files?.active ?? [];
-    if (active.length === 0) return terminal.info("no offers or transfers");
-    for (const info of active) terminal.info(this.#files.describe(info));
   }
 }

@@ -75,6 +75,8 @@ export function progressText(
 interface Shown {
   info: TransferInfo;
   number: number;
+  /** Accepted: its bar is shown (from 0 %). */
+  running: boolean;
   began: number;
   lastJson: number;
   lastLine: number;
@@ -108,8 +110,7 @@ export class FileView {
     const shown = this.#track(info);
     const arrow = info.direction === "in" ? `from ${info.peer}` : `to ${info.peer}`;
     const head = `${shown.number}: ${sanitize(info.name)} (${formatBytes(info.size)}) ${arrow}`;
-    const running = info.done > 0 || info.startedAt > 0 || shown.lastJson > 0;
-    if (info.direction === "in" && !running) {
+    if (info.direction === "in" && !shown.running) {
       return `${head}: offered; /accept ${shown.number} or /decline ${shown.number}`;
     }
     const elapsed = (performance.now() - shown.began) / 1000;
@@ -143,7 +144,7 @@ export class FileView {
     if (!shown) {
       const number = this.#next++;
       this.#numbers.set(number, info.id);
-      shown = { info, number, began: performance.now(), lastJson: 0, lastLine: 0 };
+      shown = { info, number, running: false, began: performance.now(), lastJson: 0, lastLine: 0 };
       this.#shown.set(info.id, shown);
     }
     return shown;
@@ -184,7 +185,9 @@ export class FileView {
   #started(info: TransferInfo): void {
     const shown = this.#track(info);
     shown.began = performance.now();
+    shown.running = true;
     if (this.#output.emit) return;
+    if (this.#output.status) this.#drawStatus(true);
     const what = info.direction === "in"
       ? `receiving ${sanitize(info.name)} from`
       : `sending ${sanitize(info.name)} to`;
@@ -216,24 +219,25 @@ export class FileView {
     this.#output.info(`${sanitize(info.name)}: ${progressText(info, (now - shown.began) / 1000)}`);
   }
 
-  /** Redraws the status line: every running transfer's bar, at most every STATUS_MS. */
-  #drawStatus(): void {
-    const now = performance.now();
-    if (now - this.#lastStatus < STATUS_MS) {
+  /**
+   * Redraws the status line: every running transfer's bar, at most every STATUS_MS (`now`: at
+   * once, when a transfer starts or ends).
+   */
+  #drawStatus(now = false): void {
+    const time = performance.now();
+    if (!now && time - this.#lastStatus < STATUS_MS) {
       this.#statusTimer ??= setTimeout(() => {
         this.#statusTimer = undefined;
         this.#drawStatus();
       }, STATUS_MS);
       return;
     }
-    this.#lastStatus = now;
-    const running = [...this.#shown.values()].filter((t) =>
-      t.info.done > 0 || t.info.startedAt > 0
-    );
+    this.#lastStatus = time;
+    const running = [...this.#shown.values()].filter((t) => t.running);
     const text = running.map((t) => {
       const arrow = t.info.direction === "in" ? "<-" : "->";
       return `${arrow} ${t.info.peer} ${sanitize(t.info.name)} ${
-        progressText(t.info, (now - t.began) / 1000)
+        progressText(t.info, (time - t.began) / 1000)
       }`;
     }).join(" | ");
     this.#output.status?.(text || undefined);
@@ -242,7 +246,7 @@ export class FileView {
   #ended(info: TransferInfo, end: TransferEnd): void {
     const shown = this.#shown.get(info.id);
     this.#shown.delete(info.id);
-    if (this.#output.status) this.#drawStatus();
+    if (this.#output.status) this.#drawStatus(true);
     const seconds = shown ? (performance.now() - shown.began) / 1000 : 0;
     const emit = this.#output.emit;
     if (emit) return emit(endEvent(info, end));

@@ -27,6 +27,10 @@ import { printData, printInfo, UserError } from "./output.ts";
 import { describeEvent, type LogWording } from "./server_log.ts";
 import { detectTerminal, type MessageStyle, Terminal } from "./terminal.ts";
 import { sanitize } from "../chat/untrusted.ts";
+import { DownloadFolder } from "../chat/downloads.ts";
+import { answerOffer, type FileCommandContext, listFiles, sendFile } from "./file_commands.ts";
+import { FileView } from "./file_view.ts";
+import { downloadsFolder } from "./files.ts";
 
 export type { ServeOptions };
 
@@ -50,6 +54,12 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   const names = await FileNameBook.open(keystore, (line) => log(`warning: ${line}`));
   const roomLog = options.log === undefined ? undefined : await RoomLog.open(options.log);
   const output = serverOutput(options, roomLog, (line) => log(line), () => terminal, wording);
+  // the operator is a member too: it may be sent files, and /send them (not headless)
+  const fileView = options.headless ? undefined : new FileView({
+    info: (text) => log(text),
+    status: (text) => terminal?.status(text),
+    emit: options.json ? (event) => printData(formatJsonEvent(event)) : undefined,
+  });
 
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => stopped = resolve);
@@ -66,6 +76,7 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
     ...output,
     names,
     limits,
+    operatorFiles: fileView?.events(),
     onFatal(error) {
       // up but deaf is the worst state: stop, so that a supervisor restarts the server
       fatal = error;
@@ -77,7 +88,14 @@ export async function serve(context: Context, options: ServeOptions): Promise<nu
   const shutdown = () => server.close().then(() => stopped());
   const removeSignals = onSignals(shutdown);
   announce(context, { name, host: options.host, port: server.port, key: identity.publicKey });
-  if (!options.headless) terminal = operatorTerminal(server, name, Boolean(options.json), shutdown);
+  if (fileView) {
+    terminal = operatorTerminal(server, name, Boolean(options.json), shutdown, (terminal) => ({
+      files: () => server.files,
+      view: fileView,
+      downloads: new DownloadFolder(downloadsFolder(options.downloads)),
+      terminal,
+    }));
+  }
   await done;
   removeSignals();
   terminal?.close();
@@ -162,8 +180,16 @@ function operatorCommand(
   command: LineCommand,
   terminal: Terminal,
   shutdown: () => void,
+  files: FileCommandContext,
 ): { text: string; style: MessageStyle } | undefined {
   switch (command.kind) {
+    case "send-file":
+      return void sendFile(files, command.path, command.to);
+    case "accept":
+    case "decline":
+      return void answerOffer(files, command.kind, command.reference);
+    case "files":
+      return void listFiles(files);
     case "quit":
       return void shutdown();
     case "who": {
@@ -262,6 +288,7 @@ function operatorTerminal(
   name: string,
   json: boolean,
   shutdown: () => void,
+  fileContext: (terminal: Terminal) => FileCommandContext,
 ): Terminal {
   const view = detectTerminal(json);
   const terminal: Terminal = new Terminal(view, {
@@ -269,7 +296,7 @@ function operatorTerminal(
       // at the prompt: commands; pasted: text; from a pipe: `/` commands (a script moderates)
       const mode = info.pasted ? TEXT : view.interactive ? TYPED : SCRIPTED;
       const command = parseLineCommand(text, mode);
-      const run = () => operatorCommand(server, command, terminal, shutdown);
+      const run = () => operatorCommand(server, command, terminal, shutdown, files);
       try {
         const said = run();
         if (said) terminal.sent(name, said.text, said.style);
@@ -281,5 +308,6 @@ function operatorTerminal(
     end: () => terminal.stopReading(),
     interrupt: () => void shutdown(),
   });
+  const files = fileContext(terminal);
   return terminal;
 }
