@@ -50,7 +50,11 @@ function configure(command: Command, path: string): Command {
     writeOut: writeStdout,
     writeErr: writeStderr,
     outputError: (message) => {
-      printError(message.trim().replace(/^error: /, ""), [`see: ${path} --help`]);
+      // commander puts a suggestion on a line of its own: "(Did you mean --rate?)"; a hint here
+      const [first, ...more] = message.trim().split(/\r?\n/);
+      const suggestions = more.map((line) => line.trim().replace(/^\((.*)\)$/, "$1"))
+        .filter((line) => line !== "");
+      printError(first.replace(/^error: /, ""), [...suggestions, `see: ${path} --help`]);
     },
   });
 }

@@ -27,16 +27,6 @@ import { hexOf } from "../lib/protocol/bytes.ts";
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
 
-/** A headless server with `names` allowed under those labels (each its own keys folder). */
-async function room(s: Sandbox, names: string[], args: string[] = []) {
-  await s.keygen("srv");
-  for (const name of names) {
-    const key = await s.keygen(name);
-    assert.equal((await s.run(["--keys", "srv", "allow", key, "--name", name])).code, 0);
-  }
-  return await s.serve("srv", ["--headless", ...args]);
-}
-
 /** `chat listen` as `name`, taking files into `downloads`, with JSON events on stdout. */
 async function receiver(s: Sandbox, name: string, address: string, downloads: string) {
   const process = s.spawn([
@@ -94,7 +84,7 @@ async function listDir(path: string): Promise<string[]> {
 e2e(
   "a 10 MiB random file arrives byte-identical, and chat send exits 0 only once it is verified",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"]);
+    const { address } = await s.room(["ann", "bob"]);
     const bob = await receiver(s, "bob", address, "dl");
     const sha = await randomFile(`${s.dir}/data.bin`, 10 << 20);
     const ann = sender(s, "ann", address, "data.bin", "bob");
@@ -117,6 +107,19 @@ e2e(
     assert.deepEqual(await listDir(`${s.dir}/dl`), ["data (1).bin", "data.bin"]);
   },
 );
+
+/**
+ * A headless server with an in-process client's identity (`peer`, allowed as `peer0`… by
+ * makeIdentities) and a command-line keys folder `cli` (allowed under its own name).
+ */
+async function mixedRoom(s: Sandbox, peer: string, cli: string) {
+  const [identity] = makeIdentities(peer, 1);
+  await s.keygen(cli);
+  const key = (await s.run(["--keys", cli, "pubkey"])).stdout.trim();
+  const { server, address, port } = await startServer(s, [identity], ["--headless"]);
+  assert.equal((await s.run(["--keys", "srv", "allow", key, "--name", cli])).code, 0);
+  return { server, address, port, identity };
+}
 
 /** An in-process client that takes files and records what happens; it accepts nothing itself. */
 async function filePeer(port: number, identity: Identity) {
@@ -141,11 +144,7 @@ async function filePeer(port: number, identity: Identity) {
 e2e(
   "an offer is declined: the sender exits 1 saying so, and the receiver writes nothing",
   async (s) => {
-    const [bob] = makeIdentities("bob", 1);
-    await s.keygen("ann");
-    const annKey = (await s.run(["--keys", "ann", "pubkey"])).stdout.trim();
-    const { address, port } = await startServer(s, [bob], ["--headless"]);
-    assert.equal((await s.run(["--keys", "srv", "allow", annKey, "--name", "ann"])).code, 0);
+    const { address, port, identity: bob } = await mixedRoom(s, "bob", "ann");
     const peer = await filePeer(port, bob);
     await randomFile(`${s.dir}/small.bin`, 1000);
     const ann = sender(s, "ann", address, "small.bin", "bob0");
@@ -164,11 +163,7 @@ e2e(
 e2e(
   "offers to someone absent, or who leaves before accepting, end the sender with exit 1",
   async (s) => {
-    const [bob] = makeIdentities("bob", 1);
-    await s.keygen("ann");
-    const annKey = (await s.run(["--keys", "ann", "pubkey"])).stdout.trim();
-    const { address, port } = await startServer(s, [bob], ["--headless"]);
-    assert.equal((await s.run(["--keys", "srv", "allow", annKey, "--name", "ann"])).code, 0);
+    const { address, port, identity: bob } = await mixedRoom(s, "bob", "ann");
     await randomFile(`${s.dir}/small.bin`, 1000);
 
     const nobody = await s.run(
@@ -189,7 +184,7 @@ e2e(
 e2e(
   "the server refuses a file over --max-file-bytes at the offer, with the limit in the message",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"], ["--max-file-bytes", "1000"]);
+    const { address } = await s.room(["ann", "bob"], ["--max-file-bytes", "1000"]);
     await receiver(s, "bob", address, "dl");
     await randomFile(`${s.dir}/big.bin`, 2000);
     const ann = await s.run(
@@ -208,11 +203,7 @@ e2e(
 e2e(
   "offered names are reduced to safe base names in the downloads folder, whatever the sender says",
   async (s) => {
-    const [mallory] = makeIdentities("mallory", 1);
-    await s.keygen("bob");
-    const bobKey = (await s.run(["--keys", "bob", "pubkey"])).stdout.trim();
-    const { address, port } = await startServer(s, [mallory], ["--headless"]);
-    assert.equal((await s.run(["--keys", "srv", "allow", bobKey, "--name", "bob"])).code, 0);
+    const { address, port, identity: mallory } = await mixedRoom(s, "mallory", "bob");
     const bob = await receiver(s, "bob", address, "dl");
     const peer = await filePeer(port, mallory);
     const hostile: [string, string][] = [
@@ -243,7 +234,7 @@ e2e(
 e2e(
   "a transfer cut by killing the receiver resumes: the second run sends only what is missing",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"]);
+    const { address } = await s.room(["ann", "bob"]);
     const size = 48 << 20;
     const sha = await randomFile(`${s.dir}/data.bin`, size);
     const first = await receiver(s, "bob", address, "dl");
@@ -274,7 +265,7 @@ e2e(
 e2e(
   "a receiver that stops reading slows its sender; nobody is dropped and the room's lines flow",
   async (s) => {
-    const { server, address } = await room(s, ["ann", "bob", "cat", "dan"]);
+    const { server, address } = await s.room(["ann", "bob", "cat", "dan"]);
     const sha = await randomFile(`${s.dir}/data.bin`, 64 << 20);
     const bob = await receiver(s, "bob", address, "dl");
     const cat = s.spawn(["--keys", "cat", "listen", address, "--accept-new", "--json"]);
@@ -311,11 +302,7 @@ e2e(
 e2e(
   "a sender that ignores the window is not read faster than a stopped receiver drains: the server's memory stays flat",
   async (s) => {
-    const [mallory] = makeIdentities("mallory", 1);
-    await s.keygen("bob");
-    const bobKey = (await s.run(["--keys", "bob", "pubkey"])).stdout.trim();
-    const { server, address, port } = await startServer(s, [mallory], ["--headless"]);
-    assert.equal((await s.run(["--keys", "srv", "allow", bobKey, "--name", "bob"])).code, 0);
+    const { server, address, port, identity: mallory } = await mixedRoom(s, "mallory", "bob");
     const bob = await receiver(s, "bob", address, "dl");
     const peer = await filePeer(port, mallory);
     const before = await rssKiB(server.pid);
@@ -358,7 +345,7 @@ e2e(
 e2e(
   "a client that does not take files (an older one, or listen without --accept-files) is never sent an offer",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"]);
+    const { address } = await s.room(["ann", "bob"]);
     const bob = s.spawn(["--keys", "bob", "listen", address, "--accept-new", "--json"]);
     await bob.waitFor("stderr", /^chat: listening to /);
     await randomFile(`${s.dir}/small.bin`, 1000);

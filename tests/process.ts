@@ -199,6 +199,23 @@ export class Sandbox {
     return result.stdout.trim();
   }
 
+  /**
+   * A headless server (keys in `srv`) with each of `names` allowed under that label, each name
+   * its own keys folder; waits until it listens.
+   */
+  async room(
+    names: string[],
+    args: string[] = [],
+  ): Promise<{ server: ChatProcess; address: string }> {
+    await this.keygen("srv");
+    for (const name of names) {
+      const key = await this.keygen(name);
+      const allowed = await this.run(["--keys", "srv", "allow", key, "--name", name]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+    }
+    return await this.serve("srv", ["--headless", ...args]);
+  }
+
   /** Starts a server on a free port (keys in `keys`) and waits until it listens. */
   async serve(
     keys: string,

@@ -9,16 +9,6 @@ import { type ChatProcess, Sandbox } from "./process.ts";
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });
 
-/** A headless server with `names` allowed (each its own keys folder); returns its address. */
-async function room(s: Sandbox, names: string[], args: string[] = []) {
-  await s.keygen("srv");
-  for (const name of names) {
-    const key = await s.keygen(name);
-    assert.equal((await s.run(["--keys", "srv", "allow", key, "--name", name])).code, 0);
-  }
-  return await s.serve("srv", ["--headless", ...args]);
-}
-
 /** Starts `chat listen` as `name` (pinning on first contact) and waits until it listens. */
 async function listener(s: Sandbox, name: string, address: string, args: string[] = []) {
   const process = s.spawn(["--keys", name, "listen", address, "--accept-new", ...args]);
@@ -36,7 +26,7 @@ function jsonLines(process: ChatProcess): string[] {
 e2e(
   "chat send - delivers 200 lines in order, and exits 0 only once the server has them all",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"]);
+    const { address } = await s.room(["ann", "bob"]);
     const bob = await listener(s, "bob", address, ["--json"]);
     const lines = Array.from({ length: 200 }, (_, i) => `line ${i + 1} of 200`);
     const sent = await s.run(
@@ -56,7 +46,7 @@ e2e(
 e2e(
   "chat send refuses an unpinned server (exit 4, nothing pinned) unless --accept-new or its --server-key",
   async (s) => {
-    const { address } = await room(s, ["ann"]);
+    const { address } = await s.room(["ann"]);
     const serverKey = (await s.run(["--keys", "srv", "pubkey"])).stdout.trim();
     const knownServers = `${s.dir}/ann/known_servers`;
 
@@ -83,7 +73,7 @@ e2e(
 );
 
 e2e("chat send with the server's --server-key pins it and sends", async (s) => {
-  const { address } = await room(s, ["ann", "bob"]);
+  const { address } = await s.room(["ann", "bob"]);
   const serverKey = (await s.run(["--keys", "srv", "pubkey"])).stdout.trim();
   const bob = await listener(s, "bob", address);
   const sent = await s.run([
@@ -101,7 +91,7 @@ e2e("chat send with the server's --server-key pins it and sends", async (s) => {
 });
 
 e2e("chat send exits 3 for a key the server does not allow, 5 for no server", async (s) => {
-  const { address } = await room(s, []);
+  const { address } = await s.room([]);
   await s.keygen("eve");
   const refused = await s.run(["--keys", "eve", "send", address, "--accept-new", "hi"]);
   assert.equal(refused.code, 3, refused.stderr);
@@ -118,7 +108,7 @@ e2e("chat send exits 3 for a key the server does not allow, 5 for no server", as
 e2e(
   "chat send refuses a line over the server's limit (exit 1) and sends nothing of it",
   async (s) => {
-    const { address } = await room(s, ["ann", "bob"], ["--max-line-bytes", "10"]);
+    const { address } = await s.room(["ann", "bob"], ["--max-line-bytes", "10"]);
     const bob = await listener(s, "bob", address);
     const long = await s.run(
       ["--keys", "ann", "send", address, "--accept-new", "-"],
@@ -140,7 +130,7 @@ e2e("chat send with nothing to send is a usage error", async (s) => {
 });
 
 e2e("chat listen prints NAME: text and exits 0 on SIGTERM", async (s) => {
-  const { address } = await room(s, ["ann", "bob"]);
+  const { address } = await s.room(["ann", "bob"]);
   const bob = await listener(s, "bob", address);
   assert.equal(
     (await s.run(["--keys", "ann", "send", address, "--accept-new", "hello", "bob"])).code,
@@ -157,7 +147,7 @@ e2e("chat listen prints NAME: text and exits 0 on SIGTERM", async (s) => {
 e2e(
   "chat listen exits 0 when the server ends the chat, and 4 on first contact without a pin",
   async (s) => {
-    const { server, address } = await room(s, ["bob"]);
+    const { server, address } = await s.room(["bob"]);
     const unpinned = await s.run(["--keys", "bob", "listen", address, "--json"]);
     assert.equal(unpinned.code, 4, unpinned.stderr);
     assert.equal(unpinned.stdout, "");

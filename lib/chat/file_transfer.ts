@@ -61,8 +61,11 @@ export interface TransferEnd {
 
 /** What transfers report. */
 export interface FileEvents {
-  /** Someone offers us a file: accept(id) or decline(id) it (or let it expire). */
-  offered(offer: FileOffer): void;
+  /**
+   * Someone offers us a file: accept(id) or decline(id) it (or let it expire). `transfer` is
+   * what later events report about it.
+   */
+  offered(offer: FileOffer, transfer: TransferInfo): void;
   /** The receiver accepted (from `startedAt`), or we did. */
   started?(transfer: TransferInfo): void;
   /** More bytes arrived (in) or were acknowledged (out); called often: throttle it. */
@@ -335,7 +338,7 @@ export class FileTransfers {
       acked: 0,
       failed: false,
     });
-    this.#events.offered(offer);
+    this.#events.offered(offer, info);
   }
 
   #queueFinish(incoming: Incoming): void {

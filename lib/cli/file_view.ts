@@ -120,7 +120,7 @@ export class FileView {
   /** The events a FileTransfers reports to. */
   events(): FileEvents {
     return {
-      offered: (offer) => this.#offered(offer),
+      offered: (offer, info) => this.#offered(offer, info),
       started: (info) => this.#started(info),
       progress: (info) => this.#progress(info),
       ended: (info, end) => this.#ended(info, end),
@@ -150,17 +150,8 @@ export class FileView {
     return shown;
   }
 
-  #offered(offer: FileOffer): void {
-    const shown = this.#track({
-      id: offer.id,
-      direction: "in",
-      peer: offer.from,
-      name: offer.name,
-      size: offer.size,
-      sha256: offer.sha256,
-      done: 0,
-      startedAt: 0,
-    });
+  #offered(offer: FileOffer, info: TransferInfo): void {
+    const shown = this.#track(info);
     const emit = this.#output.emit;
     if (emit) {
       emit({

@@ -182,22 +182,27 @@ function parseEnd(message: Json): FileEnd {
   };
 }
 
+/** The fields every offer has, both ways: the id and the file's name, size and hash. */
+function parseFileFields(message: Json) {
+  return {
+    id: field<string>(message, "id", isId, ID),
+    name: field<string>(message, "name", isFileName, "a file name of 1 to 1024 bytes"),
+    size: field<number>(message, "size", isSize, SIZE),
+    sha256: field<string>(message, "sha256", isSha256, "a SHA-256 in hex"),
+  };
+}
+
 /**
- * A file message from a client, or undefined when `message` is not one. Throws ProtocolError
- * for a file message with a bad field.
+ * A file message, or undefined when `message` is not one: `parseOffer` reads an offer as this
+ * direction has it; accept, ack and end are the same both ways.
  */
-export function parseFileClientMessage(message: Json): FileClientMessage | undefined {
+function parseFileMessage<Offer>(
+  message: Json,
+  parseOffer: (message: Json) => Offer,
+): Offer | FileAccept | FileAck | FileEnd | undefined {
   switch (message.type) {
     case FileMessageType.offer:
-      return {
-        type: FileMessageType.offer,
-        id: field(message, "id", isId, ID),
-        // a name that names nobody is answered with no-such-member, so any string is taken
-        to: field(message, "to", isString, "a string"),
-        name: field(message, "name", isFileName, "a file name of 1 to 1024 bytes"),
-        size: field(message, "size", isSize, SIZE),
-        sha256: field(message, "sha256", isSha256, "a SHA-256 in hex"),
-      };
+      return parseOffer(message);
     case FileMessageType.accept:
     case FileMessageType.ack:
       return parseAcceptOrAck(message);
@@ -209,6 +214,19 @@ export function parseFileClientMessage(message: Json): FileClientMessage | undef
 }
 
 /**
+ * A file message from a client, or undefined when `message` is not one. Throws ProtocolError
+ * for a file message with a bad field.
+ */
+export function parseFileClientMessage(message: Json): FileClientMessage | undefined {
+  return parseFileMessage(message, (offer): FileOfferRequest => ({
+    type: FileMessageType.offer,
+    ...parseFileFields(offer),
+    // a name that names nobody is answered with no-such-member, so any string is taken
+    to: field(offer, "to", isString, "a string"),
+  }));
+}
+
+/**
  * A file message from the server, or undefined when `message` is not one. Throws ProtocolError
  * for a file message with a bad field. `isName` checks a display name (messages.ts).
  */
@@ -216,26 +234,13 @@ export function parseFileServerMessage(
   message: Json,
   isName: (value: unknown) => boolean,
 ): FileServerMessage | undefined {
-  switch (message.type) {
-    case FileMessageType.offer:
-      return {
-        type: FileMessageType.offer,
-        id: field(message, "id", isId, ID),
-        from: field(message, "from", isName, "a display name"),
-        fingerprint: field(message, "fingerprint", isFingerprint, "a fingerprint"),
-        name: field(message, "name", isFileName, "a file name of 1 to 1024 bytes"),
-        size: field(message, "size", isSize, SIZE),
-        sha256: field(message, "sha256", isSha256, "a SHA-256 in hex"),
-        expires_ms: field(message, "expires_ms", isSize, "a time in milliseconds"),
-      };
-    case FileMessageType.accept:
-    case FileMessageType.ack:
-      return parseAcceptOrAck(message);
-    case FileMessageType.end:
-      return parseEnd(message);
-    default:
-      return undefined;
-  }
+  return parseFileMessage(message, (offer): FileOffer => ({
+    type: FileMessageType.offer,
+    ...parseFileFields(offer),
+    from: field(offer, "from", isName, "a display name"),
+    fingerprint: field(offer, "fingerprint", isFingerprint, "a fingerprint"),
+    expires_ms: field(offer, "expires_ms", isSize, "a time in milliseconds"),
+  }));
 }
 
 // --- Chunks (binary) ------------------------------------------------------------------------
