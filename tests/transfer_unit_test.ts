@@ -25,6 +25,7 @@ import {
 import { ProtocolError } from "../lib/errors.ts";
 import { type Member, Room } from "../lib/chat/room.ts";
 import { TransferRelay } from "../lib/chat/transfers.ts";
+import { RELAY_AHEAD_BYTES } from "../lib/chat/limits.ts";
 import { Channel } from "../lib/protocol/channel.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { acceptHandshake, initiateHandshake } from "../lib/protocol/handshake_io.ts";
@@ -283,4 +284,29 @@ Deno.test("a member leaving ends its transfers; the other side hears who left", 
   assert.equal(end.message, "bob left the room");
   assert.equal(relay.size, 0);
   assert.ok(encodeMessage(end).length < 200);
+});
+
+Deno.test("the relay sends a receiver at most 1 MiB past its last ack; an ack lets the rest go", async () => {
+  const { room, relay } = relayOf({ maxFileBytes: 8 << 20, stallMs: 2000 });
+  const ann = member(1, "ann"), bob = member(2, "bob");
+  [ann, bob].forEach((x) => room.join(x.m));
+  relay.offer(1, offer(ID, "bob", 4 << 20));
+  relay.accept(2, { type: "file-accept", id: ID, offset: 0 });
+  const chunk = (offset: number) => decodeChunk(chunkPlaintext(ID, offset, MAX_CHUNK_DATA_BYTES))!;
+  let offset = 0;
+  while (offset + MAX_CHUNK_DATA_BYTES <= RELAY_AHEAD_BYTES) {
+    await relay.chunk(1, chunk(offset));
+    offset += MAX_CHUNK_DATA_BYTES;
+  }
+  const delivered = bob.chunks.length;
+  let done = false;
+  const held = relay.chunk(1, chunk(offset)).then(() => done = true);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(done, false); // past the mark: the sender is not read until bob acks
+  assert.equal(bob.chunks.length, delivered);
+  relay.ack(2, { type: "file-ack", id: ID, offset: 128 << 10 });
+  await held;
+  assert.equal(bob.chunks.length, delivered + 1);
+  assert.equal(relay.size, 1);
+  relay.close();
 });

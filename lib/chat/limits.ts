@@ -73,6 +73,13 @@ export const OFFER_TTL_MS = 10 * 60_000;
  * this much of it (plus one chunk) per receiver.
  */
 export const RELAY_BACKLOG_BYTES = 256 * 1024;
+/**
+ * How far past a receiver's last `file-ack` the server relays a transfer: what it lets sit in
+ * the receiver's socket buffers, ahead of any chat line to it (~10 ms of data at 100 MB/s). The
+ * rest of the sender's window waits on the sender's side. Well above FILE_ACK_BYTES, so a
+ * receiver that acks as it must never waits for itself.
+ */
+export const RELAY_AHEAD_BYTES = 1024 * 1024;
 
 /** Limits a server runs with; every one has a default (DEFAULT_LIMITS) and a flag. */
 export interface ServerLimits {

@@ -25,6 +25,7 @@ import { encodeMessage, Feature } from "../protocol/messages.ts";
 import { TimeoutError } from "../errors.ts";
 import { withDeadline } from "../protocol/deadline.ts";
 import type { Member, Room } from "./room.ts";
+import { RELAY_AHEAD_BYTES } from "./limits.ts";
 
 /** The limits the relay keeps (from ServerLimits). */
 export interface TransferLimits {
@@ -45,6 +46,10 @@ interface Transfer {
   state: "offered" | "running";
   /** The offset the next chunk must have. */
   next: number;
+  /** The receiver's last `file-ack` (from the accept's offset on). */
+  acked: number;
+  /** Wakes a chunk waiting for the receiver to acknowledge more (see chunk()). */
+  wake?: () => void;
   /** The offer's expiry (cleared by the accept). */
   expiry?: ReturnType<typeof setTimeout>;
 }
@@ -121,6 +126,7 @@ export class TransferRelay {
       size: request.size,
       state: "offered",
       next: 0,
+      acked: 0,
     };
     transfer.expiry = setTimeout(
       () => this.#end(transfer, FileEndCode.expired, "the offer was not accepted in time"),
@@ -154,7 +160,7 @@ export class TransferRelay {
     }
     clearTimeout(transfer.expiry);
     transfer.state = "running";
-    transfer.next = accept.offset;
+    transfer.next = transfer.acked = accept.offset;
     this.#tellMember(transfer.from, accept);
     this.#event(transfer, "accepted");
   }
@@ -163,6 +169,8 @@ export class TransferRelay {
   ack(byId: number, ack: FileAck): void {
     const transfer = this.#transfers.get(ack.id);
     if (!transfer || transfer.to !== byId || transfer.state !== "running") return;
+    transfer.acked = Math.max(transfer.acked, Math.min(ack.offset, transfer.next));
+    transfer.wake?.();
     this.#tellMember(transfer.from, ack);
   }
 
@@ -194,10 +202,14 @@ export class TransferRelay {
     }
     transfer.next += chunk.data.length;
     const receiver = this.#room.member(transfer.to);
-    const backlog = receiver?.deliverChunk?.(chunk.plaintext);
-    if (!receiver || !backlog) return;
+    if (!receiver?.deliverChunk) return;
     try {
-      await withDeadline(backlog, this.#limits.stallMs, "stalled", () => {});
+      // at most RELAY_AHEAD_BYTES past the receiver's last ack go to its socket: the rest of
+      // the sender's window waits on the sender's side, not ahead of the receiver's chat lines
+      if (transfer.next - transfer.acked > RELAY_AHEAD_BYTES) await this.#acked(transfer);
+      if (this.#transfers.get(transfer.id) !== transfer) return; // ended meanwhile
+      const backlog = receiver.deliverChunk(chunk.plaintext);
+      if (backlog) await withDeadline(backlog, this.#limits.stallMs, "stalled", () => {});
     } catch (error) {
       if (error instanceof TimeoutError && this.#transfers.get(transfer.id) === transfer) {
         this.#end(
@@ -208,6 +220,20 @@ export class TransferRelay {
       }
       // a failed delivery ends the receiver's session, and with it the transfer (left())
     }
+  }
+
+  /**
+   * Waits until the receiver has acknowledged enough that `transfer.next` is within
+   * RELAY_AHEAD_BYTES of its ack, or the transfer ended; TimeoutError after `stallMs`.
+   */
+  #acked(transfer: Transfer): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    transfer.wake = () => {
+      const ended = this.#transfers.get(transfer.id) !== transfer;
+      if (ended || transfer.next - transfer.acked <= RELAY_AHEAD_BYTES) resolve();
+    };
+    return withDeadline(promise, this.#limits.stallMs, "stalled", () => {})
+      .finally(() => transfer.wake = undefined);
   }
 
   /** A member left: every transfer it was part of ends, and the other sides are told. */
@@ -240,6 +266,7 @@ export class TransferRelay {
   #forget(transfer: Transfer): void {
     clearTimeout(transfer.expiry);
     this.#transfers.delete(transfer.id);
+    transfer.wake?.();
   }
 
   #count(memberId: number): number {

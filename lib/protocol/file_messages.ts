@@ -66,9 +66,9 @@ export const MAX_CHUNK_DATA_BYTES = MAX_PLAINTEXT_BYTES - CHUNK_HEADER_BYTES;
  * the end-to-end window that keeps the bytes in flight, and so the wait of a chat line queued
  * behind them, small.
  */
-export const FILE_WINDOW_BYTES = 2 << 20;
+export const FILE_WINDOW_BYTES = 4 << 20;
 /** A receiver acknowledges at least every this many bytes written (and at the end). */
-export const FILE_ACK_BYTES = 256 << 10;
+export const FILE_ACK_BYTES = 128 << 10;
 /** The longest file name an offer may carry, in UTF-8 bytes. */
 export const MAX_FILE_NAME_BYTES = 1024;
 /** The largest size an offer may give: 2^53 - 1, the largest exact integer in JSON here. */
@@ -255,18 +255,35 @@ export function isBinary(plaintext: Uint8Array): boolean {
  * the file straight into `plaintext.subarray(CHUNK_HEADER_BYTES)`, saving a copy per chunk.
  */
 export function chunkPlaintext(id: string, offset: number, dataBytes: number): Uint8Array {
+  return chunkPlaintextIn(new Uint8Array(MAX_PLAINTEXT_BYTES), id, offset, dataBytes);
+}
+
+/**
+ * chunkPlaintext() in a buffer of the caller's (at least MAX_PLAINTEXT_BYTES long, reused
+ * once the chunk is written: a fresh zeroed 64 KiB buffer per chunk showed in a profile).
+ * Returns the chunk's view of `buffer`.
+ */
+export function chunkPlaintextIn(
+  buffer: Uint8Array,
+  id: string,
+  offset: number,
+  dataBytes: number,
+): Uint8Array {
   if (!TRANSFER_ID.test(id)) throw new RangeError(`bad transfer id "${id}"`);
   if (!(Number.isInteger(dataBytes) && dataBytes >= 1 && dataBytes <= MAX_CHUNK_DATA_BYTES)) {
     throw new RangeError(`a chunk carries 1 to ${MAX_CHUNK_DATA_BYTES} bytes, not ${dataBytes}`);
   }
   if (!isSize(offset)) throw new RangeError(`bad chunk offset ${offset}`);
-  const plaintext = new Uint8Array(CHUNK_HEADER_BYTES + dataBytes);
+  const plaintext = buffer.subarray(0, CHUNK_HEADER_BYTES + dataBytes);
   plaintext[0] = BINARY_MARKER;
   plaintext[1] = CHUNK_KIND;
   for (let i = 0; i < TRANSFER_ID_BYTES; i++) {
     plaintext[2 + i] = parseInt(id.slice(2 * i, 2 * i + 2), 16);
   }
-  new DataView(plaintext.buffer).setBigUint64(2 + TRANSFER_ID_BYTES, BigInt(offset));
+  new DataView(plaintext.buffer, plaintext.byteOffset).setBigUint64(
+    2 + TRANSFER_ID_BYTES,
+    BigInt(offset),
+  );
   return plaintext;
 }
 
