@@ -287,7 +287,11 @@ attack(
     }
     // past half its queue limit, the flooder waits for m1 (backpressure), and after 10 s of m1
     // taking nothing, m1 is dropped and the flooder goes on
-    await server.waitFor("stderr", /m1 left \(dropped: took none of its lines for 10 s\)/, 20_000);
+    await server.waitFor(
+      "stderr",
+      /m1 left \(dropped: its connection took none of its lines for 10 s\)/,
+      20_000,
+    );
     await w.until(() => w.received.length === LINES, 20_000, `all ${LINES} lines`);
     assert.ok(w.received.every((r, i) => r.text === line(i)), "the reader got every line in order");
     await w.until(() => w.presence.some((p) => /leave m1 dropped/.test(p)), 5000, "m1 left");

@@ -359,3 +359,22 @@ Deno.test("where hard links are unsupported, finish() still never overwrites", a
     Object.defineProperty(Deno, "link", { value: link, configurable: true, writable: true });
   }
 });
+
+Deno.test({
+  name: "a part that group or others may read is restarted: the received file is always 0600",
+  ignore: !UNIX,
+  fn: () =>
+    withFolder(async (_dir, downloads) => {
+      const content = randomBytes(1000);
+      const file = offer("loose.txt", content);
+      await Deno.mkdir(downloads, { mode: 0o700 });
+      const part = join(downloads, partFileName(file));
+      await Deno.writeFile(part, content.subarray(0, 500));
+      await Deno.chmod(part, 0o666); // planted, or left by a careless tool
+      const download = await new DownloadFolder(downloads).open(file);
+      assert.equal(download.received, 0);
+      await download.write(0, content);
+      const path = await download.finish();
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    }),
+});

@@ -196,7 +196,7 @@ e2e(
       /the file is 2000 bytes; this server takes files of at most 1000 bytes/,
     );
     assert.match(ann.stderr, /\[too-large\]/);
-    await assert.rejects(Deno.stat(`${s.dir}/dl`), Deno.errors.NotFound); // nothing written
+    assert.deepEqual(await listDir(`${s.dir}/dl`), []); // nothing written (listen made the folder)
   },
 );
 
@@ -355,5 +355,44 @@ e2e(
     assert.equal(ann.code, 1, ann.stderr);
     assert.match(ann.stderr, /bob's client cannot take files \[unsupported\]/);
     assert.ok(!bob.stdout.some((line) => line.includes("file")), bob.stdout.join("\n"));
+  },
+);
+
+e2e(
+  "an offer-and-cancel flood is paced at the line rate: the receiver is not dropped and keeps no empty parts",
+  async (s) => {
+    const { server, address, port, identity: mallory } = await mixedRoom(s, "mallory", "bob");
+    const bob = await receiver(s, "bob", address, "dl");
+    const peer = await filePeer(port, mallory);
+    const channel = peer.chat.session.channel;
+    const flood = (async () => {
+      for (let i = 0; i < 3000; i++) {
+        const id = i.toString(16).padStart(16, "0");
+        const name = `spam-${i}.bin`;
+        await channel.send({
+          type: "file-offer",
+          id,
+          to: "bob",
+          name,
+          size: 10,
+          sha256: "00".repeat(32),
+        });
+        await channel.send({ type: "file-end", id, code: "cancelled", message: "" });
+      }
+    })().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    // 100 offers at once, then 20 a second: the flooder is slowed down, not bob's queue filled
+    const offered = events(bob, "file-offer").length;
+    assert.ok(offered <= 100 + 20 * 5, `${offered} offers reached bob in 4 s`);
+    assert.ok(peer.chat.session.channel.closed === false);
+    assert.ok(!server.stderr.some((line) => /bob left/.test(line)), server.stderr.join("\n"));
+    assert.ok(!bob.stderr.some((line) => /error/.test(line)), bob.stderr.join("\n"));
+    channel.close();
+    void flood;
+    await waitUntil(
+      async () => (await listDir(`${s.dir}/dl`).catch(() => [])).length === 0,
+      5000,
+      "no part files left",
+    );
   },
 );

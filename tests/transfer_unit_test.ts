@@ -310,3 +310,32 @@ Deno.test("the relay sends a receiver at most 1 MiB past its last ack; an ack le
   assert.equal(relay.size, 1);
   relay.close();
 });
+
+Deno.test("outsider findings: a chunk before the accept, a done before the last byte, a third offer to one member, a transfer gone quiet", () => {
+  const { room, relay } = relayOf({ maxTransfersPerMember: 4, stallMs: 1000 });
+  const ann = member(1, "ann"), bob = member(2, "bob");
+  [ann, bob].forEach((x) => room.join(x.m));
+  const chunk = (id: string, offset: number) => decodeChunk(chunkPlaintext(id, offset, 10))!;
+  // a chunk before the accept ends the offer for both (PROTOCOL.md 7.11)
+  relay.offer(1, offer("0000000000000001", "bob"));
+  void relay.chunk(1, chunk("0000000000000001", 0));
+  assert.deepEqual(codes(bob.told), ["bad-offer"]);
+  // a receiver's done before every byte was relayed is not passed on as done
+  relay.offer(1, offer("0000000000000002", "bob"));
+  relay.accept(2, { type: "file-accept", id: "0000000000000002", offset: 0 });
+  relay.end(2, { type: "file-end", id: "0000000000000002", code: "done", message: "" });
+  assert.deepEqual(codes(ann.told), ["bad-offer", "bad-offer"]);
+  // one member may not take all of another's slots
+  for (const id of ["0000000000000003", "0000000000000004", "0000000000000005"]) {
+    relay.offer(1, offer(id, "bob"));
+  }
+  assert.deepEqual(codes(ann.told).slice(2), ["busy"]);
+  // a running transfer in which nothing moves ends as stalled, freeing both sides' slots
+  relay.accept(2, { type: "file-accept", id: "0000000000000003", offset: 0 });
+  relay.sweep(performance.now() + 500);
+  assert.equal(relay.size, 2);
+  relay.sweep(performance.now() + 1500);
+  assert.equal(relay.size, 1); // the offer not accepted waits for its own expiry
+  assert.equal(codes(bob.told).at(-1), "stalled");
+  relay.close();
+});

@@ -114,6 +114,14 @@ export class DownloadFolder {
     }
   }
 
+  /**
+   * Makes the folder if missing and checks it, as open() does: a command that takes every file
+   * (`listen --accept-files`) says at its start that the folder will not do, not at each offer.
+   */
+  prepare(): Promise<void> {
+    return this.#ensureFolder();
+  }
+
   /** Makes the folder if missing, then refuses a link, a non-folder or another user's folder. */
   async #ensureFolder(): Promise<void> {
     let made: unknown;
@@ -318,7 +326,8 @@ export class PartialDownload {
  * Opens the part file for reading and writing: created with O_EXCL and 0600 if missing (which
  * never follows a link), else checked with lstat (a plain file of ours, no link), opened without
  * create and compared with what was checked. A part with other hard links is not ours alone
- * (writing it would change the other file): its name is removed and a new part made.
+ * (writing it would change the other file), and one group or others may read or write would
+ * hand its mode to the received file: either way its name is removed and a new part made.
  */
 async function openPart(path: string): Promise<Deno.FsFile> {
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -326,7 +335,10 @@ async function openPart(path: string): Promise<Deno.FsFile> {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
     });
-    if (!info || (info.isFile && (info.nlink ?? 1) > 1)) {
+    // Other hard links: writing would change another file. A mode open to group or others:
+    // the received file would keep it (received files are 0600). Either way, start afresh.
+    const notOurs = info?.isFile && ((info.nlink ?? 1) > 1 || ((info.mode ?? 0) & 0o077) !== 0);
+    if (!info || notOurs) {
       if (info) await removeIfPresent(path);
       try {
         return await Deno.open(path, { createNew: true, read: true, write: true, mode: 0o600 });

@@ -238,7 +238,7 @@ export class FileTransfers {
       throw error;
     }
     if (this.#incoming.get(id) !== incoming) {
-      part.close(); // it ended while the part was opened
+      await release(part); // it ended while the part was opened
       return false;
     }
     incoming.part = part;
@@ -430,7 +430,8 @@ export class FileTransfers {
     incoming.failed = true;
     this.#incoming.delete(incoming.info.id);
     const part = incoming.part;
-    if (part) incoming.writing = incoming.writing.finally(() => part.close()).catch(() => {});
+    if (!part) return;
+    incoming.writing = incoming.writing.finally(() => release(part)).catch(() => {});
   }
 
   async #start(outgoing: Outgoing): Promise<void> {
@@ -490,6 +491,15 @@ export class FileTransfers {
     this.#events.ended(outgoing.info, end);
     outgoing.settle(end);
   }
+}
+
+/**
+ * Closes a part that will not be written any more: kept for a resume if it holds anything,
+ * removed if empty (cancelled offers must leave no litter in the downloads folder).
+ */
+async function release(part: PartialDownload): Promise<void> {
+  if (part.received === 0) await part.discard();
+  else part.close();
 }
 
 /** Fills `buffer` from `file`; throws if the file ends first (it shrank since it was hashed). */

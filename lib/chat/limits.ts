@@ -65,6 +65,11 @@ export const SLOW_READER_WAIT_MS = 10_000;
 export const MAX_FILE_BYTES = 1 << 30;
 /** Transfers one member may take part in at once, offered or running, sending or receiving. */
 export const MAX_TRANSFERS_PER_MEMBER = 4;
+/**
+ * Transfers one member may have going to one other member at once: so that one member cannot
+ * take all of another's MAX_TRANSFERS_PER_MEMBER.
+ */
+export const MAX_TRANSFERS_PER_PAIR = 2;
 /** How long an offer waits for its receiver's accept before it expires. */
 export const OFFER_TTL_MS = 10 * 60_000;
 /**

@@ -69,6 +69,8 @@ export interface ServerConfig {
 }
 
 const OPERATOR_ID = 0;
+/** How often transfers in which nothing moved are looked for (TransferRelay.sweep). */
+const TRANSFER_SWEEP_MS = 1000;
 
 /** The chat server. Create, then `start()`; `close()` ends the chat for everyone. */
 export class ChatServer {
@@ -202,6 +204,7 @@ export class ChatServer {
     );
     this.#timers.push(
       setInterval(() => this.#track(this.#sweepRevoked()), this.#limits.revokeCheckMs),
+      setInterval(() => this.#transfers.sweep(), TRANSFER_SWEEP_MS),
       setInterval(() => this.#sessions.sendKeepalives(), this.#limits.keepaliveMs),
     );
   }

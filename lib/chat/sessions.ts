@@ -218,7 +218,7 @@ export class Sessions {
         } else if (message.type === MessageType.msg || message.type === MessageType.private) {
           await this.#relay(session, message, pace);
         } else {
-          await this.#file(session, message);
+          await this.#file(session, message, pace);
         }
         // keepalive: nothing to do (hearing it resets the silence timer)
       }
@@ -234,21 +234,34 @@ export class Sessions {
     }
   }
 
-  /** A file message or chunk (section 7.11): the transfer relay routes it; no line rate applies. */
-  async #file(session: Session, message: FromClient): Promise<void> {
+  /**
+   * A file message or chunk (section 7.11): the transfer relay routes it. Chunks, acks and the
+   * like take no line tokens; an offer takes one (each is shown to its receiver like a line, and
+   * an offer-and-cancel flood must not outrun the line rate). Every file message other than a
+   * chunk is then paced to slow readers as a line is: a flood of them backs up on its sender,
+   * never on the queue of the member it is for.
+   */
+  async #file(session: Session, message: FromClient, pace: () => Promise<void>): Promise<void> {
     const { transfers } = this.#config;
     switch (message.type) {
       case "chunk":
         return await transfers.chunk(session.id, message);
       case FileMessageType.offer:
-        return transfers.offer(session.id, message);
+        await pace();
+        if (!this.#sessions.has(session.id)) return;
+        transfers.offer(session.id, message);
+        break;
       case FileMessageType.accept:
-        return transfers.accept(session.id, message);
+        transfers.accept(session.id, message);
+        break;
       case FileMessageType.ack:
-        return transfers.ack(session.id, message);
+        transfers.ack(session.id, message);
+        break;
       case FileMessageType.end:
-        return transfers.end(session.id, message);
+        transfers.end(session.id, message);
+        break;
     }
+    await this.#paceToSlowReaders(session);
   }
 
   /**
@@ -315,26 +328,31 @@ export class Sessions {
    * Backpressure for lines: while a member has more than half its queue limit waiting, the
    * speaker's next line is not read until that member has taken enough of it, so a fast speaker
    * goes at the pace of the slowest reader instead of getting it dropped. A member that takes
-   * nothing for SLOW_READER_WAIT_MS is dropped (it stopped reading), and the room goes on.
+   * nothing at all for SLOW_READER_WAIT_MS is dropped (it stopped reading), and the room goes
+   * on; one that takes some, however slowly, is waited for.
    */
   async #paceToSlowReaders(speaker: Session): Promise<void> {
     const mark = this.#config.limits.maxQueuedBytes / 2;
     for (const reader of this.#sessions.values()) {
-      if (reader === speaker || reader.channel.queuedBytes <= mark) continue;
-      try {
-        await withDeadline(
-          reader.channel.whenQueuedAtMost(mark),
-          SLOW_READER_WAIT_MS,
-          "",
-          () => {},
-        );
-      } catch {
-        this.end(
-          reader,
-          "dropped",
-          undefined,
-          `took none of its lines for ${SLOW_READER_WAIT_MS / 1000} s`,
-        );
+      if (reader === speaker) continue;
+      while (reader.channel.queuedBytes > mark && !reader.channel.closed) {
+        const written = reader.channel.writtenBytes;
+        try {
+          await withDeadline(
+            reader.channel.whenQueuedAtMost(mark),
+            SLOW_READER_WAIT_MS,
+            "",
+            () => {},
+          );
+        } catch {
+          if (reader.channel.writtenBytes > written) continue; // slow, not stopped: wait on
+          this.end(
+            reader,
+            "dropped",
+            undefined,
+            `its connection took none of its lines for ${SLOW_READER_WAIT_MS / 1000} s`,
+          );
+        }
       }
     }
   }

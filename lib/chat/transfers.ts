@@ -25,7 +25,7 @@ import { encodeMessage, Feature } from "../protocol/messages.ts";
 import { TimeoutError } from "../errors.ts";
 import { withDeadline } from "../protocol/deadline.ts";
 import type { Member, Room } from "./room.ts";
-import { RELAY_AHEAD_BYTES } from "./limits.ts";
+import { MAX_TRANSFERS_PER_PAIR, RELAY_AHEAD_BYTES } from "./limits.ts";
 
 /** The limits the relay keeps (from ServerLimits). */
 export interface TransferLimits {
@@ -48,6 +48,8 @@ interface Transfer {
   next: number;
   /** The receiver's last `file-ack` (from the accept's offset on). */
   acked: number;
+  /** When a chunk or ack last moved it (performance.now()); see sweep(). */
+  active: number;
   /** Wakes a chunk waiting for the receiver to acknowledge more (see chunk()). */
   wake?: () => void;
   /** The offer's expiry (cleared by the accept). */
@@ -96,7 +98,10 @@ export class TransferRelay {
     if (this.#transfers.has(request.id)) {
       return refuse(FileEndCode.badOffer, "that transfer id is in use; offer again");
     }
-    if (!target || target.id === fromId) {
+    if (target?.id === fromId) {
+      return refuse(FileEndCode.noSuchMember, "you cannot send a file to yourself");
+    }
+    if (!target) {
       return refuse(FileEndCode.noSuchMember, `nobody here is called "${request.to.slice(0, 49)}"`);
     }
     if (!target.features.has(Feature.files) || !target.deliverChunk) {
@@ -107,6 +112,14 @@ export class TransferRelay {
         FileEndCode.tooLarge,
         `the file is ${request.size} bytes; this server takes files of at most ` +
           `${this.#limits.maxFileBytes} bytes`,
+      );
+    }
+    const toTarget = [...this.#transfers.values()]
+      .filter((t) => t.from === fromId && t.to === target.id).length;
+    if (toTarget >= MAX_TRANSFERS_PER_PAIR) {
+      return refuse(
+        FileEndCode.busy,
+        `you have ${toTarget} transfers to ${target.name} going already; wait for one to end`,
       );
     }
     const busy = [sender, target].find((member) =>
@@ -127,6 +140,7 @@ export class TransferRelay {
       state: "offered",
       next: 0,
       acked: 0,
+      active: performance.now(),
     };
     transfer.expiry = setTimeout(
       () => this.#end(transfer, FileEndCode.expired, "the offer was not accepted in time"),
@@ -161,6 +175,7 @@ export class TransferRelay {
     clearTimeout(transfer.expiry);
     transfer.state = "running";
     transfer.next = transfer.acked = accept.offset;
+    transfer.active = performance.now();
     this.#tellMember(transfer.from, accept);
     this.#event(transfer, "accepted");
   }
@@ -169,15 +184,29 @@ export class TransferRelay {
   ack(byId: number, ack: FileAck): void {
     const transfer = this.#transfers.get(ack.id);
     if (!transfer || transfer.to !== byId || transfer.state !== "running") return;
-    transfer.acked = Math.max(transfer.acked, Math.min(ack.offset, transfer.next));
+    if (ack.offset <= transfer.acked) return; // no progress: nothing to tell (an ack flood stops here)
+    transfer.acked = Math.min(ack.offset, transfer.next);
+    transfer.active = performance.now();
     transfer.wake?.();
     this.#tellMember(transfer.from, ack);
   }
 
-  /** Either side ends a transfer: the other side is told, with the same code. */
+  /**
+   * Either side ends a transfer: the other side is told, with the same code. A receiver's
+   * `done` before it was sent every byte is a lie the sender would believe: both are told so.
+   */
   end(byId: number, end: FileEnd): void {
     const transfer = this.#transfers.get(end.id);
     if (!transfer || (transfer.from !== byId && transfer.to !== byId)) return;
+    if (
+      end.code === FileEndCode.done && (byId !== transfer.to || transfer.next !== transfer.size)
+    ) {
+      return this.#end(
+        transfer,
+        FileEndCode.badOffer,
+        "done was said before the whole file was sent",
+      );
+    }
     this.#forget(transfer);
     this.#tellMember(byId === transfer.from ? transfer.to : transfer.from, end);
     this.#event(transfer, end.code);
@@ -192,7 +221,11 @@ export class TransferRelay {
   async chunk(fromId: number, chunk: Chunk): Promise<void> {
     const transfer = this.#transfers.get(chunk.id);
     // a chunk for a transfer that just ended (the receiver declined, left) is not an error
-    if (!transfer || transfer.from !== fromId || transfer.state !== "running") return;
+    if (!transfer || transfer.from !== fromId) return;
+    if (transfer.state !== "running") {
+      return this.#end(transfer, FileEndCode.badOffer, "a chunk came before the accept");
+    }
+    transfer.active = performance.now();
     if (chunk.offset !== transfer.next || chunk.offset + chunk.data.length > transfer.size) {
       return this.#end(
         transfer,
@@ -245,6 +278,23 @@ export class TransferRelay {
       const name = this.#room.member(memberId)?.name ?? "the other side";
       this.#tellMember(other, fileEnd(transfer.id, FileEndCode.gone, `${name} left the room`));
       this.#event(transfer, FileEndCode.gone);
+    }
+  }
+
+  /**
+   * Ends the running transfers in which nothing moved (no chunk, no ack) for `stallMs`: a sender
+   * that goes quiet after the accept, or a receiver that stops acknowledging, must not hold the
+   * other side's transfer slots. Called every second or so.
+   */
+  sweep(now = performance.now()): void {
+    for (const transfer of [...this.#transfers.values()]) {
+      if (transfer.state !== "running" || now - transfer.active < this.#limits.stallMs) continue;
+      if (transfer.wake) continue; // a chunk waits on the receiver: chunk() ends it as stalled
+      this.#end(
+        transfer,
+        FileEndCode.stalled,
+        `nothing moved for ${this.#limits.stallMs / 1000} s`,
+      );
     }
   }
 

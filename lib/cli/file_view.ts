@@ -254,14 +254,10 @@ export class FileView {
           : `${info.peer} received ${name} (${formatBytes(info.size)}${rate}, SHA-256 verified)`,
       );
     }
-    const who = end.by === "us"
-      ? ""
-      : ` (${info.direction === "in" ? info.peer : "the server or " + info.peer})`;
     this.#output.info(
       `${info.direction === "in" ? "receiving" : "sending"} ${name} ended: ${
         clip(sanitize(end.message))
-      }` +
-        ` [${end.code}]${who}`,
+      } [${end.code}]`,
     );
   }
 }

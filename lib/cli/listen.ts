@@ -11,7 +11,8 @@ import { here, reportEnd } from "./connect.ts";
 import { presenceText } from "./room_view.ts";
 import { commandPrefix, type Context } from "./context.ts";
 import { formatJsonEvent, type JsonEvent, presenceEvent } from "./json_events.ts";
-import { printData, printError, printInfo } from "./output.ts";
+import { printData, printError, printInfo, UserError } from "./output.ts";
+import { resolvedFolder } from "./files.ts";
 import { DownloadFolder } from "../chat/downloads.ts";
 import { FileView } from "./file_view.ts";
 import { joinUnattended, type UnattendedOptions } from "./unattended.ts";
@@ -65,7 +66,14 @@ export async function listen(
 ): Promise<number> {
   const folder = options.acceptFiles === undefined
     ? undefined
-    : new DownloadFolder(options.acceptFiles);
+    : new DownloadFolder(resolvedFolder(options.acceptFiles));
+  try {
+    await folder?.prepare();
+  } catch (error) {
+    throw new UserError(`--accept-files: ${(error as Error).message}`, {
+      hints: ["give a folder of yours that you can write to (it is created if missing)"],
+    });
+  }
   const joined = await joinUnattended(context, target, {
     ...options,
     acceptsFiles: folder !== undefined,

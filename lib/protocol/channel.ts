@@ -136,6 +136,8 @@ export class Channel<In, Out> {
   // (they are few and large, so a promise each costs nothing next to their bytes).
   #bulk: { plaintext: Uint8Array; written: PromiseWithResolvers<void> }[] = [];
   #bulkQueuedBytes = 0;
+  /** Bytes of messages (not bulk) written so far: progress a slow reader does make. */
+  #writtenBytes = 0;
   /** Who waits for the message queue to shrink (whenQueuedAtMost), and to what. */
   #drainWaiters: { bytes: number; resolve: () => void }[] = [];
   #closed = false;
@@ -247,6 +249,11 @@ export class Channel<In, Out> {
     }
   }
 
+  /** Bytes of messages (send/sendPlaintext, not bulk) written since the channel opened. */
+  get writtenBytes(): number {
+    return this.#writtenBytes;
+  }
+
   /** Bytes handed to sendBulk() and not yet written. */
   get bulkQueuedBytes(): number {
     return this.#bulkQueuedBytes;
@@ -291,6 +298,7 @@ export class Channel<In, Out> {
         if (buffer.bytes.length < size) buffer.bytes = new Uint8Array(size);
         this.#sealInto(plaintexts, written, end, buffer.bytes);
         await writeAll(this.connection, buffer.bytes.subarray(0, size));
+        this.#writtenBytes += size;
         for (; written < end; written++) this.#queuedBytes -= queuedCost(plaintexts[written]);
         this.#wakeDrainWaiters();
       }
