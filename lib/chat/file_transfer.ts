@@ -24,7 +24,7 @@ import {
 } from "../protocol/file_messages.ts";
 import { hexOf } from "../protocol/bytes.ts";
 import { MAX_PLAINTEXT_BYTES } from "../protocol/constants.ts";
-import { sha256Stream } from "../protocol/crypto.ts";
+import { type FileDigest, hashFile, readFully } from "./file_io.ts";
 import type { DownloadFolder, PartialDownload } from "./downloads.ts";
 
 /** How transfers reach the server. */
@@ -101,40 +101,6 @@ interface Incoming {
   queued: number;
   acked: number;
   failed: boolean;
-}
-
-/** Bytes read at a time when hashing a file before offering it. */
-const HASH_READ_BYTES = 1 << 20;
-
-/** Between reads of this many bytes, hashFile lets other work run (a join, the chat). */
-const HASH_YIELD_BYTES = 16 << 20;
-
-/** A file's size and SHA-256, as an offer carries them. */
-export interface FileDigest {
-  size: number;
-  sha256: Uint8Array;
-}
-
-/**
- * SHA-256 of the file at `path`, and its size. Read synchronously in 1 MiB pieces (an async
- * read cost ~30 % more here: 448 against 343 ms for 256 MiB), yielding every 16 MiB so that a
- * join or the chat runs alongside.
- */
-export async function hashFile(path: string): Promise<FileDigest> {
-  using file = await Deno.open(path, { read: true });
-  const info = await file.stat();
-  if (!info.isFile) throw new TypeError(`${path} is not a regular file`);
-  const hash = sha256Stream();
-  const buffer = new Uint8Array(HASH_READ_BYTES);
-  let size = 0;
-  while (true) {
-    const n = file.readSync(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-    size += n;
-    if (size % HASH_YIELD_BYTES === 0) await new Promise((resolve) => setTimeout(resolve, 0));
-  }
-  return { size, sha256: hash.digest() };
 }
 
 /** The transfers of one client. */
@@ -500,18 +466,6 @@ export class FileTransfers {
 async function release(part: PartialDownload): Promise<void> {
   if (part.received === 0) await part.discard();
   else part.close();
-}
-
-/** Fills `buffer` from `file`; throws if the file ends first (it shrank since it was hashed). */
-function readFully(file: Deno.FsFile, buffer: Uint8Array): void {
-  let filled = 0;
-  while (filled < buffer.length) {
-    // synchronous, as the download's writes are (downloads.ts): a page-cache read of 64 KiB
-    // takes microseconds, and an async one costs a thread-pool round trip per chunk
-    const n = file.readSync(buffer.subarray(filled));
-    if (n === null) throw new RangeError("the file shrank while it was being sent");
-    filled += n;
-  }
 }
 
 function hexToBytes(hex: string): Uint8Array {

@@ -22,7 +22,7 @@ import { type ServerLimits, withDefaults } from "./limits.ts";
 import { lineProblem } from "./lines.ts";
 import { LogLimiter } from "./log_limit.ts";
 import { type Listener, type Network, TCP } from "./network.ts";
-import { Room, type TellOutcome } from "./room.ts";
+import { type Member, Room, type TellOutcome } from "./room.ts";
 import { Sessions } from "./sessions.ts";
 import { TransferRelay } from "./transfers.ts";
 import { type FileEvents, FileTransfers } from "./file_transfer.ts";
@@ -125,36 +125,42 @@ export class ChatServer {
       onAdmitted: (admitted) => this.#sessions.seat(admitted),
       track,
     });
-    if (config.operator) {
-      const deliver = config.operator;
-      const print = fingerprint(config.identity.publicKey);
-      const files = config.operatorFiles
-        ? this.#operatorTransfers(config.operatorFiles)
-        : undefined;
-      this.files = files;
-      const features = new Set(
-        Object.values(Feature).filter((feature) => files || feature !== Feature.files),
-      );
-      this.#room.join({
-        id: OPERATOR_ID,
-        name: config.name,
-        fingerprint: print,
-        features,
-        deliver: (message) => {
-          if (!files || !message.type.startsWith("file-")) return deliver(message);
-          files.handle(message as Parameters<FileTransfers["handle"]>[0]);
-        },
-        ...(files
-          ? {
-            deliverChunk: (plaintext: Uint8Array) => {
-              const chunk = decodeChunk(plaintext);
-              if (chunk) files.handleChunk(chunk);
-              return undefined; // written at once (downloads.ts writes synchronously)
-            },
-          }
-          : {}),
-      });
-    }
+    this.files = config.operator && config.operatorFiles
+      ? this.#operatorTransfers(config.operatorFiles)
+      : undefined;
+    if (config.operator) this.#room.join(this.#operatorMember(config.operator, this.files));
+  }
+
+  /**
+   * The operator as a member of the room: what it is sent goes to `deliver` (the terminal),
+   * file messages and chunks to its transfers, if it takes files.
+   */
+  #operatorMember(
+    deliver: (message: ServerMessage) => void,
+    files: FileTransfers | undefined,
+  ): Member {
+    const features = new Set(
+      Object.values(Feature).filter((feature) => files || feature !== Feature.files),
+    );
+    return {
+      id: OPERATOR_ID,
+      name: this.#config.name,
+      fingerprint: fingerprint(this.#config.identity.publicKey),
+      features,
+      deliver: (message) => {
+        if (!files || !message.type.startsWith("file-")) return deliver(message);
+        files.handle(message as Parameters<FileTransfers["handle"]>[0]);
+      },
+      ...(files
+        ? {
+          deliverChunk: (plaintext: Uint8Array) => {
+            const chunk = decodeChunk(plaintext);
+            if (chunk) files.handleChunk(chunk);
+            return undefined; // written at once (downloads.ts writes synchronously)
+          },
+        }
+        : {}),
+    };
   }
 
   /**

@@ -92,45 +92,11 @@ export class TransferRelay {
   offer(fromId: number, request: FileOfferRequest): void {
     const sender = this.#room.member(fromId);
     if (!sender) return;
-    const refuse = (code: string, message: string) =>
-      this.#tell(sender, fileEnd(request.id, code, message));
     const target = this.#room.byName(request.to);
-    if (this.#transfers.has(request.id)) {
-      return refuse(FileEndCode.badOffer, "that transfer id is in use; offer again");
-    }
-    if (target?.id === fromId) {
-      return refuse(FileEndCode.noSuchMember, "you cannot send a file to yourself");
-    }
-    if (!target) {
-      return refuse(FileEndCode.noSuchMember, `nobody here is called "${request.to.slice(0, 49)}"`);
-    }
-    if (!target.features.has(Feature.files) || !target.deliverChunk) {
-      return refuse(FileEndCode.unsupported, `${target.name}'s client cannot take files`);
-    }
-    if (request.size > this.#limits.maxFileBytes) {
-      return refuse(
-        FileEndCode.tooLarge,
-        `the file is ${request.size} bytes; this server takes files of at most ` +
-          `${this.#limits.maxFileBytes} bytes`,
-      );
-    }
-    const toTarget = [...this.#transfers.values()]
-      .filter((t) => t.from === fromId && t.to === target.id).length;
-    if (toTarget >= MAX_TRANSFERS_PER_PAIR) {
-      return refuse(
-        FileEndCode.busy,
-        `you have ${toTarget} transfers to ${target.name} going already; wait for one to end`,
-      );
-    }
-    const busy = [sender, target].find((member) =>
-      this.#count(member.id) >= this.#limits.maxTransfersPerMember
-    );
-    if (busy) {
-      const who = busy === sender ? "you have" : `${target.name} has`;
-      return refuse(
-        FileEndCode.busy,
-        `${who} ${this.#limits.maxTransfersPerMember} transfers going already; try again later`,
-      );
+    const refusal = this.#refusal(sender, target, request);
+    if (refusal || !target) {
+      const [code, message] = refusal ?? [FileEndCode.noSuchMember, "nobody is called that"];
+      return this.#tell(sender, fileEnd(request.id, code, message));
     }
     const transfer: Transfer = {
       id: request.id,
@@ -159,6 +125,46 @@ export class TransferRelay {
     };
     this.#tell(target, offer);
     this.#event(transfer, "offered");
+  }
+
+  /** Why an offer is refused (its file-end code and message), in PROTOCOL.md's order. */
+  #refusal(
+    sender: Member,
+    target: Member | undefined,
+    request: FileOfferRequest,
+  ): [code: string, message: string] | undefined {
+    const { maxFileBytes, maxTransfersPerMember } = this.#limits;
+    if (this.#transfers.has(request.id)) {
+      return [FileEndCode.badOffer, "that transfer id is in use; offer again"];
+    }
+    if (target === sender) return [FileEndCode.noSuchMember, "you cannot send a file to yourself"];
+    if (!target) {
+      return [FileEndCode.noSuchMember, `nobody here is called "${request.to.slice(0, 49)}"`];
+    }
+    if (!target.features.has(Feature.files) || !target.deliverChunk) {
+      return [FileEndCode.unsupported, `${target.name}'s client cannot take files`];
+    }
+    if (request.size > maxFileBytes) {
+      return [
+        FileEndCode.tooLarge,
+        `the file is ${request.size} bytes; this server takes files of at most ${maxFileBytes} bytes`,
+      ];
+    }
+    const toTarget = [...this.#transfers.values()]
+      .filter((t) => t.from === sender.id && t.to === target.id).length;
+    if (toTarget >= MAX_TRANSFERS_PER_PAIR) {
+      return [
+        FileEndCode.busy,
+        `you have ${toTarget} transfers to ${target.name} going already; wait for one to end`,
+      ];
+    }
+    const busy = [sender, target].find((m) => this.#count(m.id) >= maxTransfersPerMember);
+    if (!busy) return undefined;
+    const who = busy === sender ? "you have" : `${target.name} has`;
+    return [
+      FileEndCode.busy,
+      `${who} ${maxTransfersPerMember} transfers going already; try again later`,
+    ];
   }
 
   /** The receiver takes the file from `offset`: the sender is told, and may send chunks. */

@@ -5,7 +5,8 @@
  * @module
  */
 import { type ChatEnd, ClientChat } from "../chat/client.ts";
-import { hashFile, type TransferEnd } from "../chat/file_transfer.ts";
+import type { TransferEnd } from "../chat/file_transfer.ts";
+import { hashFile } from "../chat/file_io.ts";
 import { FileEndCode } from "../protocol/file_messages.ts";
 import { onSignals } from "./chatting.ts";
 import type { Context } from "./context.ts";
