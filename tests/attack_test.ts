@@ -17,11 +17,11 @@ import {
   timeToClose,
   waitUntil,
 } from "./clients.ts";
-import { joinServer } from "../lib/chat/client.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
 import { XXHandshake } from "../lib/protocol/handshake.ts";
 import { PROLOGUE } from "../lib/protocol/constants.ts";
+import { joinServer } from "../lib/chat/join.ts";
 
 const attack = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

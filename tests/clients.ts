@@ -6,15 +6,10 @@
  */
 import { assert } from "./helpers.ts";
 import type { ChatProcess, Sandbox } from "./process.ts";
-import {
-  type ChatEnd,
-  ClientChat,
-  type ClientSession,
-  joinServer,
-  type ServerPins,
-} from "../lib/chat/client.ts";
+import { type ChatEnd, ClientChat } from "../lib/chat/client.ts";
 import { type KeyPair, primitives } from "../lib/protocol/crypto.ts";
 import { formatAllowLine } from "../lib/keys/key_files.ts";
+import { type ClientSession, joinServer, type ServerPins } from "../lib/chat/join.ts";
 
 /** Pins that remember nothing: in-process clients trust whatever server they reach. */
 export const NO_PINS: ServerPins = {

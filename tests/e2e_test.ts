@@ -8,8 +8,8 @@ import { primitives } from "../lib/protocol/crypto.ts";
 import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
 import { encodePublicKey, formatIdentity } from "../lib/keys/key_text.ts";
 import { initiateHandshake } from "../lib/protocol/handshake_io.ts";
-import { joinServer } from "../lib/chat/client.ts";
 import { ANY_MESSAGE } from "../lib/protocol/messages.ts";
+import { joinServer } from "../lib/chat/join.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

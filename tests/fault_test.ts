@@ -5,12 +5,12 @@
 import { assert, assertRejects } from "./helpers.ts";
 import { LISTENING, Sandbox } from "./process.ts";
 import { NO_PINS } from "./clients.ts";
-import { joinServer } from "../lib/chat/client.ts";
 import { primitives } from "../lib/protocol/crypto.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { encodeFrame, writeAll } from "../lib/protocol/frame.ts";
 import { encodePublicKey } from "../lib/keys/key_text.ts";
 import { encodeMessage } from "../lib/protocol/messages.ts";
+import { joinServer } from "../lib/chat/join.ts";
 
 const fault = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -14,7 +14,7 @@ import {
   startServer,
   waitUntil,
 } from "./clients.ts";
-import { type ChatHandlers, ClientChat, joinServer } from "../lib/chat/client.ts";
+import { type ChatHandlers, ClientChat } from "../lib/chat/client.ts";
 import type { FileEvents, TransferEnd } from "../lib/chat/file_transfer.ts";
 import {
   chunkPlaintext,
@@ -23,6 +23,7 @@ import {
 } from "../lib/protocol/file_messages.ts";
 import { sha256Stream } from "../lib/protocol/crypto.ts";
 import { hexOf } from "../lib/protocol/bytes.ts";
+import { joinServer } from "../lib/chat/join.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

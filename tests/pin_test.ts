@@ -9,8 +9,8 @@ import { primitives } from "../lib/protocol/crypto.ts";
 import { encodePublicKey, parsePublicKey, sameKey } from "../lib/keys/key_text.ts";
 import { parseKnownServers } from "../lib/keys/key_files.ts";
 import { Keystore } from "../lib/keys/keystore.ts";
-import { joinServer } from "../lib/chat/client.ts";
 import { ServerKeyChangedError, ServerRefusedError } from "../lib/errors.ts";
+import { joinServer } from "../lib/chat/join.ts";
 
 const e2e = (name: string, fn: (sandbox: Sandbox) => Promise<void>) =>
   Deno.test({ name, fn: () => Sandbox.run(fn), sanitizeResources: false, sanitizeOps: false });

@@ -4,13 +4,14 @@
  * bindtest does. End-to-end tests run the same flow with real processes over TCP.
  */
 import { assert } from "./helpers.ts";
-import { ClientChat, type ClientSession, joinServer, type ServerPins } from "../lib/chat/client.ts";
+import { ClientChat } from "../lib/chat/client.ts";
 import { ChatServer } from "../lib/chat/server.ts";
 import type { ServerEvent } from "../lib/chat/events.ts";
 import { MemoryNetwork } from "../lib/chat/memory_network.ts";
 import { Allowlist } from "../lib/keys/allowlist.ts";
 import { type KeyPair, primitives } from "../lib/protocol/crypto.ts";
 import { ServerRefusedError } from "../lib/errors.ts";
+import { type ClientSession, joinServer, type ServerPins } from "../lib/chat/join.ts";
 
 const NO_PINS: ServerPins = {
   lookupServer: () => Promise.resolve(undefined),

@@ -4,12 +4,13 @@
  * and the result table. The measurements live next to it, one file each.
  * @module
  */
-import { type ChatEnd, type ChatHandlers, ClientChat, joinServer } from "../../lib/chat/client.ts";
+import { type ChatEnd, type ChatHandlers, ClientChat } from "../../lib/chat/client.ts";
 import { type KeyPair } from "../../lib/protocol/crypto.ts";
 import { formatAllowLine } from "../../lib/keys/key_files.ts";
 import { numberOption } from "../options.ts";
 import { withDeadline } from "../../lib/protocol/deadline.ts";
 import { CHAT_RUN_FLAGS } from "../../scripts/permissions.ts";
+import { joinServer } from "../../lib/chat/join.ts";
 
 /** The address every server and relay listens on. */
 export const HOST = "127.0.0.1";

@@ -3,7 +3,7 @@
  * line from a pipe, and turns every way a chat can end into a message and an exit code.
  * @module
  */
-import { type ChatEnd, type ClientSession, joinServer } from "../chat/client.ts";
+import { type ChatEnd } from "../chat/client.ts";
 import { isFinal } from "./reconnect.ts";
 import { Conversation } from "./conversation.ts";
 import type { KeyPair } from "../protocol/crypto.ts";
@@ -29,6 +29,7 @@ export { here };
 import { loadOrCreateIdentity } from "./identity.ts";
 import { printError, printInfo, writeStderr } from "./output.ts";
 import { Exit } from "./exit.ts";
+import { type ClientSession, joinServer } from "../chat/join.ts";
 
 /** Options of `chat connect`. */
 export interface ConnectOptions {

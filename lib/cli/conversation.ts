@@ -4,7 +4,7 @@
  * keeping the terminal and what is being typed.
  * @module
  */
-import { type ChatEnd, ClientChat, type ClientSession } from "../chat/client.ts";
+import { type ChatEnd, ClientChat } from "../chat/client.ts";
 import { lineProblem } from "../chat/lines.ts";
 import { CLIENT_HELP, onSignals } from "./chatting.ts";
 import type { ConnectOptions } from "./connect.ts";
@@ -18,6 +18,7 @@ import { answerOffer, type FileCommandContext, listFiles, sendFile } from "./fil
 import { downloadsFolder } from "./files.ts";
 import { formatJsonEvent } from "./json_events.ts";
 import { printData } from "./output.ts";
+import { type ClientSession } from "../chat/join.ts";
 
 /** How a conversation ended: as a chat ends, or with a final refusal while reconnecting. */
 export type ConversationEnd = ChatEnd | { kind: "final"; error: unknown };

@@ -4,10 +4,10 @@
  * join with the same reporting as `connect`.
  * @module
  */
-import type { ClientSession } from "../chat/client.ts";
 import { encodePublicKey } from "../keys/key_text.ts";
 import type { Context } from "./context.ts";
 import { joinTarget, joinWith, reportJoinFailure } from "./connect.ts";
+import { type ClientSession } from "../chat/join.ts";
 
 /** The options `send` and `listen` share. */
 export interface UnattendedOptions {
