@@ -231,6 +231,7 @@ export type UnsafePathReason =
   | "not-a-folder" // the downloads folder is a file or something else
   | "not-a-file" // a part file is a folder, a device, a pipe…
   | "not-ours" // another user owns it
+  | "writable" // the downloads folder is writable by group or others
   | "replaced"; // it changed between its check and its use
 
 /**

@@ -378,3 +378,19 @@ Deno.test({
       assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
     }),
 });
+
+Deno.test({
+  name: "a downloads folder that group or others may write is refused, naming the fix",
+  ignore: !UNIX,
+  fn: () =>
+    withFolder(async (_dir, downloads) => {
+      await Deno.mkdir(downloads);
+      await Deno.chmod(downloads, 0o777);
+      await assertRejects(
+        () => new DownloadFolder(downloads).open(offer("a.txt", new Uint8Array(1))),
+        UnsafePathError,
+        /writable by group or others \(chmod 700 /,
+      );
+      assert.deepEqual(await entries(downloads), []);
+    }),
+});

@@ -339,3 +339,25 @@ Deno.test("outsider findings: a chunk before the accept, a done before the last 
   assert.equal(codes(bob.told).at(-1), "stalled");
   relay.close();
 });
+
+Deno.test("a transfer that trickles a byte now and then ends as stalled; one that moves enough goes on", async () => {
+  const { room, relay } = relayOf({ maxFileBytes: 1 << 20, stallMs: 1000 });
+  const ann = member(1, "ann"), bob = member(2, "bob");
+  [ann, bob].forEach((x) => room.join(x.m));
+  const trickle = "0000000000000001", steady = "0000000000000002";
+  for (const id of [trickle, steady]) {
+    relay.offer(1, offer(id, "bob", 1 << 20));
+    relay.accept(2, { type: "file-accept", id, offset: 0 });
+  }
+  const start = performance.now();
+  await relay.chunk(1, decodeChunk(chunkPlaintext(trickle, 0, 1))!);
+  for (let offset = 0; offset < 2 * MAX_CHUNK_DATA_BYTES; offset += MAX_CHUNK_DATA_BYTES) {
+    await relay.chunk(1, decodeChunk(chunkPlaintext(steady, offset, MAX_CHUNK_DATA_BYTES))!);
+  }
+  relay.sweep(start + 1500);
+  assert.deepEqual(codes(ann.told), ["stalled"]);
+  assert.equal(relay.size, 1); // the steady one goes on, with a new window
+  relay.sweep(start + 1600);
+  assert.equal(relay.size, 1);
+  relay.close();
+});

@@ -141,6 +141,15 @@ export class DownloadFolder {
       throw new UnsafePathError(this.dir, "not-a-folder", `${what} is not a folder`);
     }
     await checkOwner(this.dir, info, [0]); // root's folders are fine, as for OpenSSH
+    // Another user who may write here could rename a file after its hash was checked, or plant
+    // names: refused, as the keys folder is (`/tmp`, mode 1777, among them).
+    if (((info.mode ?? 0) & 0o022) !== 0) {
+      throw new UnsafePathError(
+        this.dir,
+        "writable",
+        `${what} is writable by group or others (chmod 700 ${this.dir}, or choose another)`,
+      );
+    }
   }
 }
 

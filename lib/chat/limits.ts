@@ -70,6 +70,12 @@ export const MAX_TRANSFERS_PER_MEMBER = 4;
  * take all of another's MAX_TRANSFERS_PER_MEMBER.
  */
 export const MAX_TRANSFERS_PER_PAIR = 2;
+/**
+ * The least a running transfer must move (chunks relayed plus bytes acknowledged) in each
+ * silence limit (45 s by default), about 1.5 kB/s: less ends it as `stalled`, so a byte now and
+ * then does not keep another member's transfer slot.
+ */
+export const MIN_TRANSFER_PROGRESS_BYTES = 64 * 1024;
 /** How long an offer waits for its receiver's accept before it expires. */
 export const OFFER_TTL_MS = 10 * 60_000;
 /**

@@ -25,7 +25,11 @@ import { encodeMessage, Feature } from "../protocol/messages.ts";
 import { TimeoutError } from "../errors.ts";
 import { withDeadline } from "../protocol/deadline.ts";
 import type { Member, Room } from "./room.ts";
-import { MAX_TRANSFERS_PER_PAIR, RELAY_AHEAD_BYTES } from "./limits.ts";
+import {
+  MAX_TRANSFERS_PER_PAIR,
+  MIN_TRANSFER_PROGRESS_BYTES,
+  RELAY_AHEAD_BYTES,
+} from "./limits.ts";
 
 /** The limits the relay keeps (from ServerLimits). */
 export interface TransferLimits {
@@ -48,8 +52,10 @@ interface Transfer {
   next: number;
   /** The receiver's last `file-ack` (from the accept's offset on). */
   acked: number;
-  /** When a chunk or ack last moved it (performance.now()); see sweep(). */
-  active: number;
+  /** When the current progress window began (performance.now()); see sweep(). */
+  windowStart: number;
+  /** Bytes relayed or acknowledged since windowStart. */
+  moved: number;
   /** Wakes a chunk waiting for the receiver to acknowledge more (see chunk()). */
   wake?: () => void;
   /** The offer's expiry (cleared by the accept). */
@@ -106,7 +112,8 @@ export class TransferRelay {
       state: "offered",
       next: 0,
       acked: 0,
-      active: performance.now(),
+      windowStart: performance.now(),
+      moved: 0,
     };
     transfer.expiry = setTimeout(
       () => this.#end(transfer, FileEndCode.expired, "the offer was not accepted in time"),
@@ -181,7 +188,7 @@ export class TransferRelay {
     clearTimeout(transfer.expiry);
     transfer.state = "running";
     transfer.next = transfer.acked = accept.offset;
-    transfer.active = performance.now();
+    transfer.windowStart = performance.now();
     this.#tellMember(transfer.from, accept);
     this.#event(transfer, "accepted");
   }
@@ -191,8 +198,9 @@ export class TransferRelay {
     const transfer = this.#transfers.get(ack.id);
     if (!transfer || transfer.to !== byId || transfer.state !== "running") return;
     if (ack.offset <= transfer.acked) return; // no progress: nothing to tell (an ack flood stops here)
-    transfer.acked = Math.min(ack.offset, transfer.next);
-    transfer.active = performance.now();
+    const acked = Math.min(ack.offset, transfer.next);
+    transfer.moved += acked - transfer.acked;
+    transfer.acked = acked;
     transfer.wake?.();
     this.#tellMember(transfer.from, ack);
   }
@@ -231,7 +239,6 @@ export class TransferRelay {
     if (transfer.state !== "running") {
       return this.#end(transfer, FileEndCode.badOffer, "a chunk came before the accept");
     }
-    transfer.active = performance.now();
     if (chunk.offset !== transfer.next || chunk.offset + chunk.data.length > transfer.size) {
       return this.#end(
         transfer,
@@ -240,6 +247,7 @@ export class TransferRelay {
       );
     }
     transfer.next += chunk.data.length;
+    transfer.moved += chunk.data.length;
     const receiver = this.#room.member(transfer.to);
     if (!receiver?.deliverChunk) return;
     try {
@@ -288,18 +296,28 @@ export class TransferRelay {
   }
 
   /**
-   * Ends the running transfers in which nothing moved (no chunk, no ack) for `stallMs`: a sender
-   * that goes quiet after the accept, or a receiver that stops acknowledging, must not hold the
-   * other side's transfer slots. Called every second or so.
+   * Ends the running transfers that moved less than MIN_TRANSFER_PROGRESS_BYTES (chunks relayed
+   * plus bytes acknowledged) in a window of `stallMs`: a sender that goes quiet after the
+   * accept, or trickles a byte now and then, and a receiver that stops acknowledging, must not
+   * hold the other side's transfer slots. Called every second or so.
    */
   sweep(now = performance.now()): void {
     for (const transfer of [...this.#transfers.values()]) {
-      if (transfer.state !== "running" || now - transfer.active < this.#limits.stallMs) continue;
+      if (transfer.state !== "running" || now - transfer.windowStart < this.#limits.stallMs) {
+        continue;
+      }
       if (transfer.wake) continue; // a chunk waits on the receiver: chunk() ends it as stalled
+      if (transfer.moved >= MIN_TRANSFER_PROGRESS_BYTES) {
+        transfer.windowStart = now;
+        transfer.moved = 0;
+        continue;
+      }
       this.#end(
         transfer,
         FileEndCode.stalled,
-        `nothing moved for ${this.#limits.stallMs / 1000} s`,
+        `less than ${MIN_TRANSFER_PROGRESS_BYTES / 1024} KiB moved in ${
+          this.#limits.stallMs / 1000
+        } s`,
       );
     }
   }

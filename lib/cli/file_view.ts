@@ -26,6 +26,16 @@ const LINE_PROGRESS_MS = 5000;
 /** How often the status line is redrawn at most. */
 const STATUS_MS = 200;
 
+/** How much of a file's name the status line shows (the bar comes first). */
+const STATUS_NAME_CHARACTERS = 24;
+/** How much of a file's name other lines show: a peer chooses it, up to 1024 bytes. */
+const NAME_CHARACTERS = 120;
+
+/** An offered file's name as shown: neutralised and cut (it is the peer's text). */
+function shownName(name: string): string {
+  return clip(sanitize(name), NAME_CHARACTERS);
+}
+
 /** `n` bytes for people, in SI units (MB = 10^6 bytes): `512 B`, `12.3 MB`. */
 export function formatBytes(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -85,17 +95,22 @@ interface Shown {
 /** The transfers of one client, as its person or script sees them. */
 export class FileView {
   readonly #output: FileOutput;
+  readonly #now: () => number;
   readonly #shown = new Map<string, Shown>();
   /** Offer numbers: `/accept 2` (numbers are never reused in a run). */
   readonly #numbers = new Map<number, string>();
   #next = 1;
-  #lastStatus = 0;
+  // performance.now() counts from the process's start: a 0 here held back the first event of
+  // a process younger than the interval (a fast transfer then had no progress at all)
+  #lastStatus = -Infinity;
   #statusTimer: ReturnType<typeof setTimeout> | undefined;
   /** Told of each offer, after it is shown (`listen --accept-files` accepts here). */
   onOffer: ((offer: FileOffer) => void) | undefined;
 
-  constructor(output: FileOutput) {
+  /** `now`: the clock (ms), performance.now() unless a test gives its own. */
+  constructor(output: FileOutput, now: () => number = () => performance.now()) {
     this.#output = output;
+    this.#now = now;
   }
 
   /** The transfer id an `/accept` or `/decline` argument means: its number or its id. */
@@ -109,11 +124,11 @@ export class FileView {
   describe(info: TransferInfo): string {
     const shown = this.#track(info);
     const arrow = info.direction === "in" ? `from ${info.peer}` : `to ${info.peer}`;
-    const head = `${shown.number}: ${sanitize(info.name)} (${formatBytes(info.size)}) ${arrow}`;
+    const head = `${shown.number}: ${shownName(info.name)} (${formatBytes(info.size)}) ${arrow}`;
     if (info.direction === "in" && !shown.running) {
       return `${head}: offered; /accept ${shown.number} or /decline ${shown.number}`;
     }
-    const elapsed = (performance.now() - shown.began) / 1000;
+    const elapsed = (this.#now() - shown.began) / 1000;
     return `${head}: ${progressText(info, elapsed)}`;
   }
 
@@ -132,7 +147,7 @@ export class FileView {
     this.#track(info);
     if (this.#output.emit) return;
     this.#output.info(
-      `offered ${sanitize(info.name)} (${
+      `offered ${shownName(info.name)} (${
         formatBytes(info.size)
       }) to ${info.peer}; waiting for them ` +
         "to accept",
@@ -144,7 +159,14 @@ export class FileView {
     if (!shown) {
       const number = this.#next++;
       this.#numbers.set(number, info.id);
-      shown = { info, number, running: false, began: performance.now(), lastJson: 0, lastLine: 0 };
+      shown = {
+        info,
+        number,
+        running: false,
+        began: this.#now(),
+        lastJson: -Infinity,
+        lastLine: -Infinity,
+      };
       this.#shown.set(info.id, shown);
     }
     return shown;
@@ -165,7 +187,7 @@ export class FileView {
     } else {
       const minutes = Math.round(offer.expires_ms / 60_000);
       this.#output.info(
-        `${offer.from} offers ${clip(sanitize(offer.name), 120)} (${formatBytes(offer.size)}): ` +
+        `${offer.from} offers ${shownName(offer.name)} (${formatBytes(offer.size)}): ` +
           `/accept ${shown.number} or /decline ${shown.number} (the offer expires in ` +
           `${minutes} min)`,
       );
@@ -175,13 +197,13 @@ export class FileView {
 
   #started(info: TransferInfo): void {
     const shown = this.#track(info);
-    shown.began = performance.now();
+    shown.began = this.#now();
     shown.running = true;
     if (this.#output.emit) return;
     if (this.#output.status) this.#drawStatus(true);
     const what = info.direction === "in"
-      ? `receiving ${sanitize(info.name)} from`
-      : `sending ${sanitize(info.name)} to`;
+      ? `receiving ${shownName(info.name)} from`
+      : `sending ${shownName(info.name)} to`;
     const resumed = info.startedAt > 0 ? `, resuming at ${formatBytes(info.startedAt)}` : "";
     this.#output.info(`${what} ${info.peer} (${formatBytes(info.size)}${resumed})`);
   }
@@ -189,7 +211,7 @@ export class FileView {
   #progress(info: TransferInfo): void {
     const shown = this.#shown.get(info.id);
     if (!shown) return;
-    const now = performance.now();
+    const now = this.#now();
     const { emit, status } = this.#output;
     if (emit) {
       if (now - shown.lastJson < JSON_PROGRESS_MS) return;
@@ -207,7 +229,7 @@ export class FileView {
     if (status) return this.#drawStatus();
     if (now - shown.lastLine < LINE_PROGRESS_MS) return;
     shown.lastLine = now;
-    this.#output.info(`${sanitize(info.name)}: ${progressText(info, (now - shown.began) / 1000)}`);
+    this.#output.info(`${shownName(info.name)}: ${progressText(info, (now - shown.began) / 1000)}`);
   }
 
   /**
@@ -215,7 +237,7 @@ export class FileView {
    * once, when a transfer starts or ends).
    */
   #drawStatus(now = false): void {
-    const time = performance.now();
+    const time = this.#now();
     if (!now && time - this.#lastStatus < STATUS_MS) {
       this.#statusTimer ??= setTimeout(() => {
         this.#statusTimer = undefined;
@@ -227,9 +249,9 @@ export class FileView {
     const running = [...this.#shown.values()].filter((t) => t.running);
     const text = running.map((t) => {
       const arrow = t.info.direction === "in" ? "<-" : "->";
-      return `${arrow} ${t.info.peer} ${sanitize(t.info.name)} ${
-        progressText(t.info, (time - t.began) / 1000)
-      }`;
+      // the bar first, the name last and short: several transfers share one line
+      const name = clip(sanitize(t.info.name), STATUS_NAME_CHARACTERS);
+      return `${arrow} ${t.info.peer} ${progressText(t.info, (time - t.began) / 1000)} ${name}`;
     }).join(" | ");
     this.#output.status?.(text || undefined);
   }
@@ -238,10 +260,10 @@ export class FileView {
     const shown = this.#shown.get(info.id);
     this.#shown.delete(info.id);
     if (this.#output.status) this.#drawStatus(true);
-    const seconds = shown ? (performance.now() - shown.began) / 1000 : 0;
+    const seconds = shown ? (this.#now() - shown.began) / 1000 : 0;
     const emit = this.#output.emit;
     if (emit) return emit(endEvent(info, end));
-    const name = sanitize(info.name);
+    const name = shownName(info.name);
     if (end.code === FileEndCode.done) {
       const rate = seconds > 0
         ? `, ${formatBytes(Math.round((info.size - info.startedAt) / seconds))}/s`
