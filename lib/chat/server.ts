@@ -69,7 +69,7 @@ export interface ServerConfig {
 }
 
 const OPERATOR_ID = 0;
-/** How often transfers in which nothing moved are looked for (TransferRelay.sweep). */
+/** How often transfers that stopped moving are looked for (TransferRelay.sweep). */
 const TRANSFER_SWEEP_MS = 1000;
 
 /** The chat server. Create, then `start()`; `close()` ends the chat for everyone. */
