@@ -6,6 +6,7 @@
  * receiver process (its connection carries the file) and at probe B.
  * @module
  */
+import type { JsonEvent } from "../../lib/cli/json_events.ts";
 import { encodePublicKey } from "../../lib/keys/key_text.ts";
 import { primitives } from "../../lib/protocol/crypto.ts";
 import {
@@ -34,15 +35,7 @@ const MAX_FILE_BYTES = 1024 * 1024 * 1024;
 const RSS_EVERY_MS = 100;
 
 /** The receiver's `file-received` event (README, JSON events), and when this process read it. */
-interface FileReceived {
-  id: string;
-  from: string;
-  name: string;
-  path: string;
-  bytes: number;
-  resumed_at: number;
-  at: number;
-}
+type FileReceived = Extract<JsonEvent, { event: "file-received" }> & { at: number };
 
 /** What one transfer measured. */
 export interface TransferFigures {

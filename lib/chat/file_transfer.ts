@@ -22,7 +22,7 @@ import {
   MAX_CHUNK_DATA_BYTES,
   newTransferId,
 } from "../protocol/file_messages.ts";
-import { hexOf } from "../protocol/bytes.ts";
+import { bytesOfHex, hexOf } from "../protocol/bytes.ts";
 import { MAX_PLAINTEXT_BYTES } from "../protocol/constants.ts";
 import { type FileDigest, hashFile, readFully } from "./file_io.ts";
 import type { DownloadFolder, PartialDownload } from "./downloads.ts";
@@ -192,7 +192,7 @@ export class FileTransfers {
       part = await folder.open({
         name: offer.name,
         size: offer.size,
-        sha256: hexToBytes(offer.sha256),
+        sha256: bytesOfHex(offer.sha256),
         sender: offer.fingerprint,
       });
     } catch (error) {
@@ -466,8 +466,4 @@ export class FileTransfers {
 async function release(part: PartialDownload): Promise<void> {
   if (part.received === 0) await part.discard();
   else part.close();
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 }

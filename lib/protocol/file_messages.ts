@@ -9,7 +9,7 @@
  * @module
  */
 import { MAX_PLAINTEXT_BYTES } from "./constants.ts";
-import { hexOf } from "./bytes.ts";
+import { bytesOfHex, hexOf } from "./bytes.ts";
 import { ProtocolError } from "../errors.ts";
 
 /** The file messages' `type`s. */
@@ -277,9 +277,7 @@ export function chunkPlaintextIn(
   const plaintext = buffer.subarray(0, CHUNK_HEADER_BYTES + dataBytes);
   plaintext[0] = BINARY_MARKER;
   plaintext[1] = CHUNK_KIND;
-  for (let i = 0; i < TRANSFER_ID_BYTES; i++) {
-    plaintext[2 + i] = parseInt(id.slice(2 * i, 2 * i + 2), 16);
-  }
+  plaintext.set(bytesOfHex(id), 2);
   new DataView(plaintext.buffer, plaintext.byteOffset).setBigUint64(
     2 + TRANSFER_ID_BYTES,
     BigInt(offset),
