@@ -348,10 +348,7 @@ ptyTest(
     await server.waitFor("stderr", /receiving big\.bin from bob/);
     server.signal("SIGSTOP"); // hold the transfer still, to look at the bar
     try {
-      const during = await pane.waitFor(
-        (s) => /-> alice \[[#-]{20}\] +\d+% .* of 134\.2 MB, .*\/s.* big\.bin/.test(s),
-        "the progress bar",
-      );
+      const during = await barWhileSteppingServer(pane, server);
       const rows = during.split("\n");
       assert.match(rows.at(-2)!, /^-> alice \[.* big\.bin$/, during); // just above the prompt
       assert.equal(rows.at(-1), ">", during);
@@ -376,3 +373,25 @@ ptyTest(
     assert.ok(received.every((byte, i) => byte === file[i]), "byte-identical");
   },
 );
+
+/**
+ * The sender's progress bar, seen while the server is held still. The accept reaches bob through
+ * the server, which may be stopped before it wrote it (CI saw that: no bar at all); so the server
+ * runs in 20 ms steps until the bar shows. A step moves at most a few MB of the 134, so the bar is
+ * still there, held, when this returns with the screen.
+ */
+async function barWhileSteppingServer(pane: Pane, server: ChatProcess): Promise<string> {
+  const bar = /-> alice \[[#-]{20}\] +\d+% .* of 134\.2 MB, .*\/s.* big\.bin/;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const screen = await pane.waitFor((s) => bar.test(s), "the progress bar", 500)
+      .catch((error) => {
+        if (Date.now() > deadline) throw error;
+        return undefined;
+      });
+    if (screen) return screen;
+    server.signal("SIGCONT");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    server.signal("SIGSTOP");
+  }
+}
