@@ -6,8 +6,12 @@
  */
 import { sha256Stream } from "../protocol/crypto.ts";
 
-/** Bytes read at a time when hashing a file before offering it. */
-const HASH_READ_BYTES = 1 << 20;
+/**
+ * Bytes read at a time when hashing a file before offering it: small enough that the piece is
+ * still in the CPU's cache when it is hashed (256 MiB hashed in 236 ms in 256 KiB pieces, in
+ * 360 ms in 1 MiB pieces, 240 ms in 64 KiB ones).
+ */
+const HASH_READ_BYTES = 256 << 10;
 
 /** Between reads of this many bytes, hashFile lets other work run (a join, the chat). */
 const HASH_YIELD_BYTES = 16 << 20;
@@ -19,9 +23,9 @@ export interface FileDigest {
 }
 
 /**
- * SHA-256 of the file at `path`, and its size. Read synchronously in 1 MiB pieces (an async
- * read cost ~30 % more here: 448 against 343 ms for 256 MiB), yielding every 16 MiB so that a
- * join or the chat runs alongside.
+ * SHA-256 of the file at `path`, and its size. Read synchronously (an async read cost ~30 % more
+ * here: 448 against 343 ms for 256 MiB), yielding every 16 MiB so that a join or the chat runs
+ * alongside.
  */
 export async function hashFile(path: string): Promise<FileDigest> {
   using file = await Deno.open(path, { read: true });
