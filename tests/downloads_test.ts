@@ -99,6 +99,28 @@ Deno.test("a download closed half way resumes from the part, and finish() checks
   });
 });
 
+Deno.test("a download flushed as it arrives: closed mid-flush it resumes, and finishes byte-identical", async () => {
+  await withFolder(async (_, downloads) => {
+    const folder = new DownloadFolder(downloads);
+    // past two FLUSH_AHEAD_BYTES (16 MiB) marks, so background syncs start on both opens
+    const content = randomBytes(40 * 1024 * 1024 + 3);
+    const writeIn64KiB = async (part: Awaited<ReturnType<DownloadFolder["open"]>>, end: number) => {
+      for (let offset = part.received; offset < end; offset += 65536) {
+        await part.write(offset, content.subarray(offset, Math.min(end, offset + 65536)));
+      }
+    };
+    const first = await folder.open(offer("flushed.bin", content));
+    await writeIn64KiB(first, 17 * 1024 * 1024);
+    first.close(); // the sync started at 16 MiB may still be running: it must not matter
+    const second = await folder.open(offer("flushed.bin", content));
+    assert.equal(second.received, 17 * 1024 * 1024);
+    await writeIn64KiB(second, content.length);
+    const path = await second.finish();
+    assert.deepEqual(await Deno.readFile(path), content);
+    assert.deepEqual(await entries(downloads), ["flushed.bin"]);
+  });
+});
+
 Deno.test("resumed bytes that differ from the offer fail the hash: the part is removed", async () => {
   await withFolder(async (_, downloads) => {
     const folder = new DownloadFolder(downloads);

@@ -153,12 +153,21 @@ export class DownloadFolder {
   }
 }
 
+/**
+ * Received bytes after which a flush to the disk starts in the background (see #flushAhead): the
+ * final sync then has at most about this much left to write.
+ */
+const FLUSH_AHEAD_BYTES = 16 << 20;
+
 /** A file being received into its part file; made by `DownloadFolder.open`. */
 export class PartialDownload {
   #file: Deno.FsFile | undefined;
   #received: number;
   #busy = false;
   #hardLinks = true;
+  /** The background flush in flight, if any, and how far the received bytes had got then. */
+  #flushing: Promise<void> | undefined;
+  #flushedUpTo: number;
 
   /** Internal: use `DownloadFolder.open`. */
   constructor(
@@ -173,6 +182,7 @@ export class PartialDownload {
   ) {
     this.#file = file;
     this.#received = received;
+    this.#flushedUpTo = received;
   }
 
   /** Bytes present: those found at open (a resumed download, else 0) and those written since. */
@@ -226,6 +236,20 @@ export class PartialDownload {
     } finally {
       this.#busy = false;
     }
+    this.#flushAhead(file);
+  }
+
+  /**
+   * Every FLUSH_AHEAD_BYTES, starts a data sync in the background (Deno's thread pool) while the
+   * bytes keep coming. finish() must sync before it reports a file as received, and a sync of a
+   * whole 256 MiB file at the end took ~450 ms here, most of a second on slower disks; flushed as
+   * it arrives, the disk works while the transfer does and the last sync is short. A failed
+   * background sync is ignored: finish() syncs again, and that one reports the error.
+   */
+  #flushAhead(file: Deno.FsFile): void {
+    if (this.#flushing || this.#received - this.#flushedUpTo < FLUSH_AHEAD_BYTES) return;
+    this.#flushedUpTo = this.#received;
+    this.#flushing = file.syncData().catch(() => {}).finally(() => this.#flushing = undefined);
   }
 
   /**
@@ -250,6 +274,7 @@ export class PartialDownload {
         await removeIfPresent(this.partPath);
         throw new FileHashError(this.partPath, sha256, actual);
       }
+      await this.#flushing;
       await file.syncData();
       const finalPath = await this.#placeUnderFreeName(await file.stat());
       await removeIfPresent(this.partPath);
