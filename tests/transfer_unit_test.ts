@@ -286,7 +286,7 @@ Deno.test("a member leaving ends its transfers; the other side hears who left", 
   assert.ok(encodeMessage(end).length < 200);
 });
 
-Deno.test("the relay sends a receiver at most 1 MiB past its last ack; an ack lets the rest go", async () => {
+Deno.test("the relay sends a receiver at most RELAY_AHEAD_BYTES (2 MiB) past its last ack; an ack lets the rest go", async () => {
   const { room, relay } = relayOf({ maxFileBytes: 8 << 20, stallMs: 2000 });
   const ann = member(1, "ann"), bob = member(2, "bob");
   [ann, bob].forEach((x) => room.join(x.m));
