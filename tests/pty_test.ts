@@ -176,9 +176,16 @@ ptyTest("a line arriving while a 3-row line is half-typed shows, and the typed l
   await pane.type(typed);
   await pane.waitFor((s) => s.includes("word24-abcx"), "the typed line");
   await server.send("the operator speaks");
-  const screen = await pane.waitFor((s) => s.includes("alice: the operator speaks"), "the line");
+  const saidRow = (rows: string[]) =>
+    rows.findIndex((row) => row.includes("alice: the operator speaks"));
+  // the client erases the input, prints the line, then draws the input again: tmux may show the
+  // screen between those writes, so wait for the input's last characters below the line
+  const screen = await pane.waitFor((s) => {
+    const rows = s.split("\n");
+    return saidRow(rows) >= 0 && rows.slice(saidRow(rows) + 1).join("").endsWith("word24-abcx");
+  }, "the line, and the input drawn again below it");
   const rows = screen.split("\n");
-  const said = rows.findIndex((row) => row.includes("alice: the operator speaks"));
+  const said = saidRow(rows);
   // below the line: exactly the input, 3 rows, and nothing of it anywhere above
   assert.equal(rows.slice(said + 1).join(""), "> " + typed, screen);
   assert.equal(rows.length - said - 1, 3, screen);

@@ -414,10 +414,18 @@ export class Terminal {
    */
   #above(text: string, stream: typeof Deno.stdout | typeof Deno.stderr): void {
     if (!this.options.interactive || this.#closed) return writeAllSync(stream, text + "\n");
-    this.#hide();
-    this.#flushEcho();
-    writeAllSync(stream, text.replaceAll("\n", "\r\n") + "\r\n");
-    this.#show();
+    const print = () => {
+      this.#hide();
+      this.#flushEcho();
+      if (stream === Deno.stdout) write(text.replaceAll("\n", "\r\n") + "\r\n");
+      else writeAllSync(stream, text.replaceAll("\n", "\r\n") + "\r\n");
+      this.#show();
+    };
+    // A line to stdout goes out in one write with the erasing and redrawing of the input around
+    // it, so the terminal never shows the input gone (no flicker while lines arrive as one
+    // types). On stderr the three must stay in order across two streams, so they are not joined.
+    if (stream === Deno.stdout) inOneWrite(print);
+    else print();
   }
 
   #flushEcho(): void {
@@ -508,9 +516,26 @@ function screenSize(): { columns: number; rows: number } {
 
 const utf8 = new TextEncoder();
 
-/** Writes to the terminal (stdout). */
+/** What `write` collects inside `inOneWrite`, else undefined. */
+let collected: string[] | undefined;
+
+/** Writes to the terminal (stdout); inside `inOneWrite`, at its end. */
 function write(text: string): void {
-  writeAllSync(Deno.stdout, text);
+  if (collected) collected.push(text);
+  else writeAllSync(Deno.stdout, text);
+}
+
+/** Runs `draw`, and writes what it wrote to stdout in one write (even if it throws). */
+function inOneWrite(draw: () => void): void {
+  if (collected) return draw();
+  collected = [];
+  try {
+    draw();
+  } finally {
+    const text = collected.join("");
+    collected = undefined;
+    writeAllSync(Deno.stdout, text);
+  }
 }
 
 function writeAllSync(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
