@@ -318,7 +318,9 @@ e2e(
       sha256: "00".repeat(32),
     });
     await bob.waitFor("stdout", /"event":"file-offer"/);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // bob accepts
+    // bob's accept has reached the relay (else the flood would end at its first chunk, and the
+    // checks below would pass without a stopped receiver to test)
+    await server.waitFor("stderr", new RegExp(`file ${id} .* to bob: accepted$`), 10_000);
     bob.signal("SIGSTOP");
     let pushed = 0;
     try {
@@ -333,6 +335,12 @@ e2e(
       const grown = (await rssKiB(server.pid)) - before;
       // what got through sits in socket buffers and at most 256 KiB in the server: not 256 MiB
       assert.ok(pushed < 64 << 20, `the server read ${pushed} bytes from the flood`);
+      assert.ok(pushed > 0, "the flood got under way");
+      // and the transfer is still running: not ended (bad-offer, stalled) behind the test's back
+      const ended = server.stderr.filter((line) =>
+        line.includes(`file ${id}`) && !/: (offered|accepted)$/.test(line)
+      );
+      assert.deepEqual(ended, []);
       assert.ok(grown < 32 * 1024, `the server grew by ${grown} KiB`);
       assert.ok(!server.stderr.some((line) => / left /.test(line)), server.stderr.join("\n"));
       void flood;
