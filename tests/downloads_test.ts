@@ -5,7 +5,12 @@
  */
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { DownloadFolder, type IncomingFile, partFileName } from "../lib/chat/downloads.ts";
+import {
+  DownloadFolder,
+  type IncomingFile,
+  partFileName,
+  type PartialDownload,
+} from "../lib/chat/downloads.ts";
 import { FileHashError, UnsafePathError } from "../lib/errors.ts";
 import { assert, assertRejects } from "./helpers.ts";
 
@@ -104,7 +109,7 @@ Deno.test("a download flushed as it arrives: closed mid-flush it resumes, and fi
     const folder = new DownloadFolder(downloads);
     // past two FLUSH_AHEAD_BYTES (16 MiB) marks, so background syncs start on both opens
     const content = randomBytes(40 * 1024 * 1024 + 3);
-    const writeIn64KiB = async (part: Awaited<ReturnType<DownloadFolder["open"]>>, end: number) => {
+    const writeIn64KiB = async (part: PartialDownload, end: number) => {
       for (let offset = part.received; offset < end; offset += 65536) {
         await part.write(offset, content.subarray(offset, Math.min(end, offset + 65536)));
       }

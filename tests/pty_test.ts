@@ -178,8 +178,8 @@ ptyTest("a line arriving while a 3-row line is half-typed shows, and the typed l
   await server.send("the operator speaks");
   const saidRow = (rows: string[]) =>
     rows.findIndex((row) => row.includes("alice: the operator speaks"));
-  // the client erases the input, prints the line, then draws the input again: tmux may show the
-  // screen between those writes, so wait for the input's last characters below the line
+  // the client erases the input, prints the line and draws the input again in one write, but
+  // tmux may still take it in more than one read: wait for the input's end below the line
   const screen = await pane.waitFor((s) => {
     const rows = s.split("\n");
     return saidRow(rows) >= 0 && rows.slice(saidRow(rows) + 1).join("").endsWith("word24-abcx");

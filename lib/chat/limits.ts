@@ -89,7 +89,8 @@ export const RELAY_BACKLOG_BYTES = 256 * 1024;
  * the receiver's socket buffers, ahead of any chat line to it (~20 ms of data at 100 MB/s). The
  * rest of the sender's window waits on the sender's side. Well above FILE_ACK_BYTES, so a
  * receiver that acks as it must never waits for itself. 1 MiB streamed 89-97 MB/s, 2 MiB 99-105
- * and 3 MiB 98-106 (256 MiB, 4 runs each); more only adds to a line's wait behind chunks.
+ * and 3 MiB 98-106 (256 MiB, 4 runs each); with downloads flushed as they arrive, 1 MiB 119-129
+ * and 2 MiB 126-140. More only adds to a line's wait behind chunks.
  */
 export const RELAY_AHEAD_BYTES = 2 * 1024 * 1024;
 

@@ -414,11 +414,12 @@ export class Terminal {
    */
   #above(text: string, stream: typeof Deno.stdout | typeof Deno.stderr): void {
     if (!this.options.interactive || this.#closed) return writeAllSync(stream, text + "\n");
+    const line = text.replaceAll("\n", "\r\n") + "\r\n";
     const print = () => {
       this.#hide();
       this.#flushEcho();
-      if (stream === Deno.stdout) write(text.replaceAll("\n", "\r\n") + "\r\n");
-      else writeAllSync(stream, text.replaceAll("\n", "\r\n") + "\r\n");
+      if (stream === Deno.stdout) write(line);
+      else writeAllSync(stream, line);
       this.#show();
     };
     // A line to stdout goes out in one write with the erasing and redrawing of the input around
